@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Types shared by the BPF programs (loopless.bpf.c) and user space
+ * (looplessd, loopless, tests). Every struct and id is defined here once.
+ *
+ * The key helpers at the bottom are plain C on plain values so that user
+ * space unit-tests exactly the code the datapath runs.
+ */
+#ifndef LOOPLESS_H
+#define LOOPLESS_H
+
+#ifndef __bpf__
+#include <linux/types.h>
+#include <stdbool.h>
+#endif
+
+#define LL_AF_INET 2 /* AF_INET: IPv4 and v4-mapped IPv6 share this form */
+#define LL_AF_INET6 10 /* AF_INET6 */
+
+/*
+ * A socket as seen from its own side. The peer of a local connection holds
+ * the mirrored key (local and remote swapped), so the sk_msg program finds
+ * the peer by building its own key and swapping.
+ *
+ * netns: the network namespace cookie. Every pod has 127.0.0.1, so two
+ * namespaces can hold identical 4-tuples; the cookie keeps them apart.
+ *
+ * Addresses are always 16 bytes: IPv4 is stored in v4-mapped form
+ * (::ffff:a.b.c.d) and family is LL_AF_INET for both an AF_INET socket and
+ * an AF_INET6 socket carrying a v4-mapped address, so a v4 client of a
+ * dual-stack server finds its peer. Ports are in host byte order.
+ */
+struct ll_key {
+	__u64 netns;
+	__u32 laddr[4]; /* network byte order */
+	__u32 raddr[4]; /* network byte order */
+	__u16 lport; /* host byte order */
+	__u16 rport; /* host byte order */
+	__u32 family; /* LL_AF_INET or LL_AF_INET6 */
+};
+
+/* Per-CPU counters, indexed by these ids; user space sums over CPUs. */
+enum ll_counter {
+	LL_CNT_REDIRECTED_MSGS,
+	LL_CNT_REDIRECTED_BYTES,
+	LL_CNT_PASSED_MSGS, /* sent on the TCP path: no peer in the map */
+	LL_CNT_PASSED_BYTES,
+	LL_CNT_ORDER_WAITS, /* sent on the TCP path: earlier TCP bytes still unread */
+	LL_CNT_SOCKETS_INSERTED,
+	LL_CNT_INSERT_ERRORS, /* bpf_sock_hash_update failed (ULP, MPTCP, map full) */
+	LL_CNT_SKIPPED_REMOTE, /* peer cannot be on this host */
+	LL_CNT_SKIPPED_PORT, /* port include/exclude rules */
+	LL_CNT_MAX,
+};
+
+/* Run-time configuration (a one-entry array map, rewritten on reload). */
+enum ll_config_flags {
+	LL_CFG_INCLUDE_PORTS = 1 << 0, /* only ports marked LL_PORT_INCLUDE are in scope */
+	LL_CFG_DRAIN = 1 << 1, /* uninstall: insert nothing, redirect nothing */
+};
+
+struct ll_config {
+	__u32 flags;
+};
+
+/* Values of the 65536-entry port array map. */
+enum ll_port_rule {
+	LL_PORT_NONE = 0,
+	LL_PORT_INCLUDE = 1,
+	LL_PORT_EXCLUDE = 2,
+};
+
+/* Per-socket state (socket local storage). */
+enum ll_sk_flags {
+	/* Every byte this socket sent on the TCP path has been read by the
+	 * peer, so redirected bytes cannot overtake them. */
+	LL_SK_ORDERED = 1 << 0,
+};
+
+struct ll_sk_state {
+	__u32 flags;
+};
+
+/* Default sizes, overridable from the config before load. */
+#define LL_DEFAULT_MAX_SOCKETS 65536
+#define LL_MAX_LOCAL_ADDRS 256
+#define LL_NR_PORTS 65536
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define LL_NTOHS(x) ((__u16)__builtin_bswap16(x))
+#define LL_HTONL(x) ((__u32)__builtin_bswap32(x))
+#else
+#define LL_NTOHS(x) ((__u16)(x))
+#define LL_HTONL(x) ((__u32)(x))
+#endif
+
+/*
+ * Port normalisation. In struct bpf_sock_ops and struct sk_msg_md
+ * local_port is host byte order, remote_port network byte order; the
+ * kernel's ctx rewrite (sock_ops_convert_ctx_access, sk_msg_convert_ctx_access
+ * in net/core/filter.c) loads skc_dport and, on little-endian and before
+ * 5.x cleanups, shifts it into the upper 16 bits. A connected socket never
+ * has remote port 0, so a value above 0xffff means "shifted".
+ */
+static inline __u16 ll_remote_port(__u32 remote_port)
+{
+	__u16 nport = remote_port > 0xffff ? (__u16)(remote_port >> 16) : (__u16)remote_port;
+
+	return LL_NTOHS(nport);
+}
+
+static inline __u16 ll_local_port(__u32 local_port)
+{
+	return (__u16)local_port;
+}
+
+/* Words of an address as they sit in memory (network byte order). */
+#define LL_V4MAPPED_WORD LL_HTONL(0x0000ffffU) /* ::ffff:0:0/96, third word */
+#define LL_V6_LOOPBACK_WORD LL_HTONL(1U) /* ::1, last word */
+
+/* Fill a 16-byte address from a socket's family and addresses. */
+static inline __u32 ll_addr_set(__u32 dst[4], __u32 family, __u32 ip4, __u32 w0, __u32 w1,
+				__u32 w2, __u32 w3)
+{
+	if (family == LL_AF_INET) {
+		dst[0] = 0;
+		dst[1] = 0;
+		dst[2] = LL_V4MAPPED_WORD;
+		dst[3] = ip4;
+		return LL_AF_INET;
+	}
+	dst[0] = w0;
+	dst[1] = w1;
+	dst[2] = w2;
+	dst[3] = w3;
+	if (w0 == 0 && w1 == 0 && w2 == LL_V4MAPPED_WORD)
+		return LL_AF_INET;
+	return LL_AF_INET6;
+}
+
+static inline bool ll_addr_eq(const __u32 a[4], const __u32 b[4])
+{
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+}
+
+/* 127.0.0.0/8 (also v4-mapped) or ::1. */
+static inline bool ll_addr_is_loopback(const __u32 a[4], __u32 family)
+{
+	if (family == LL_AF_INET)
+		return ((const __u8 *)&a[3])[0] == 127; /* first octet of 127.0.0.0/8 */
+	return a[0] == 0 && a[1] == 0 && a[2] == 0 && a[3] == LL_V6_LOOPBACK_WORD;
+}
+
+/* The key the peer of @k holds: local and remote swapped. */
+static inline void ll_key_mirror(struct ll_key *peer, const struct ll_key *k)
+{
+	peer->netns = k->netns;
+	peer->family = k->family;
+	peer->laddr[0] = k->raddr[0];
+	peer->laddr[1] = k->raddr[1];
+	peer->laddr[2] = k->raddr[2];
+	peer->laddr[3] = k->raddr[3];
+	peer->raddr[0] = k->laddr[0];
+	peer->raddr[1] = k->laddr[1];
+	peer->raddr[2] = k->laddr[2];
+	peer->raddr[3] = k->laddr[3];
+	peer->lport = k->rport;
+	peer->rport = k->lport;
+}
+
+#endif /* LOOPLESS_H */

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * looplessd configuration: defaults, INI parsing (inih), validation of
+ * single values. Pure: it touches no kernel state and no file but the one it
+ * parses, so it is unit-tested and fuzzed on its own. Resolving cgroup paths
+ * against the cgroup2 mount happens in the daemon.
+ */
+#ifndef LOOPLESS_CONFIG_H
+#define LOOPLESS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_DEFAULT_PATH "/etc/loopless/looplessd.conf"
+#define CONFIG_DEFAULT_PIN_DIR "/sys/fs/bpf/loopless"
+#define CONFIG_MAX_CGROUPS 64
+#define CONFIG_MAX_PORT_RANGES 64
+#define CONFIG_MAX_LOCAL_ADDRS 256 /* == LL_MAX_LOCAL_ADDRS */
+#define CONFIG_PATH_MAX 4096
+#define CONFIG_ERR_MAX 512
+
+enum log_level {
+	LOG_LEVEL_ERROR,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG,
+};
+
+struct port_range {
+	uint16_t lo, hi; /* inclusive, host byte order */
+};
+
+struct local_addr {
+	int family; /* AF_INET or AF_INET6 as written */
+	uint8_t addr[16]; /* IPv4 stored v4-mapped (::ffff:a.b.c.d), network order */
+};
+
+struct config {
+	char pin_dir[CONFIG_PATH_MAX];
+	/* As written: absolute, or relative to the cgroup2 mount ("/" or "" is
+	 * its root). */
+	char *cgroups[CONFIG_MAX_CGROUPS];
+	unsigned int cgroup_lines[CONFIG_MAX_CGROUPS]; /* 0: default or command line */
+	int n_cgroups;
+	/* true while cgroups[] holds the built-in default: the first "cgroup"
+	 * key of a file (or --cgroup) replaces the list rather than adding. */
+	bool cgroups_are_default;
+	uint32_t max_sockets;
+	enum log_level log_level;
+	struct port_range include_ports[CONFIG_MAX_PORT_RANGES];
+	int n_include_ports;
+	struct port_range exclude_ports[CONFIG_MAX_PORT_RANGES];
+	int n_exclude_ports;
+	struct local_addr local_addrs[CONFIG_MAX_LOCAL_ADDRS];
+	int n_local_addrs;
+	char source[CONFIG_PATH_MAX]; /* file the values came from, "" for defaults */
+};
+
+/* Fill @cfg with the documented defaults (see config/looplessd.conf). */
+void config_init(struct config *cfg);
+/* Free what config_init/parse allocated. @cfg may be reused after config_init. */
+void config_free(struct config *cfg);
+
+/*
+ * Parse INI text from @path into @cfg (which holds defaults or earlier
+ * values). Returns 0, -ENOENT when the file does not exist, or -EINVAL with
+ * @err set to one line naming file, line and key, e.g.
+ *   /etc/loopless/looplessd.conf:4: unknown key "cgroupz" in [daemon]
+ * Any other -errno: the file could not be read (err says why).
+ */
+int config_parse_file(struct config *cfg, const char *path, char *err, size_t errlen);
+/* The same for text in memory; @name stands for the file name in messages. */
+int config_parse_string(struct config *cfg, const char *name, const char *text, char *err,
+			size_t errlen);
+
+/* Setters shared by the parser and the command line. 0 or -EINVAL (err set,
+ * without file/line: the caller prefixes its context). */
+int config_set_cgroups_clear(struct config *cfg);
+int config_add_cgroup(struct config *cfg, const char *path, unsigned int line, char *err,
+		      size_t errlen);
+int config_set_pin_dir(struct config *cfg, const char *dir, char *err, size_t errlen);
+/* "80, 443, 8000-8100" (commas and/or blanks); empty clears the list. */
+int config_parse_ports(const char *s, struct port_range *out, int max, int *n, char *err,
+		       size_t errlen);
+/* "10.0.0.5, fd00::1, ::ffff:192.0.2.1"; empty clears the list. */
+int config_parse_addrs(const char *s, struct local_addr *out, int max, int *n, char *err,
+		       size_t errlen);
+int config_parse_log_level(const char *s, enum log_level *out);
+const char *config_log_level_name(enum log_level level);
+
+#endif /* LOOPLESS_CONFIG_H */
