@@ -53,7 +53,7 @@ TEST_BINS := $(OUTPUT)/lltraffic $(OUTPUT)/test_config $(OUTPUT)/test_key
 all: $(APPS) $(TEST_BINS)
 
 # Objects shared by the daemon and the CLI, one file per concern.
-COMMON_OBJS := $(addprefix $(OBJ)/,config.o pins.o cgroup.o counters.o log.o)
+COMMON_OBJS := $(addprefix $(OBJ)/,config.o pins.o cgroup.o counters.o log.o datapath.o)
 
 $(OBJ) $(OUTPUT):
 	$(Q)mkdir -p $@
@@ -71,7 +71,7 @@ $(OBJ)/loopless.bpf.o: bpf/loopless.bpf.c bpf/loopless.h $(OBJ)/vmlinux.h | $(OB
 
 $(OBJ)/loopless.skel.h: $(OBJ)/loopless.bpf.o
 	$(call msg,GEN-SKEL,$@)
-	$(Q)$(BPFTOOL) gen skeleton $< name loopless > $@
+	$(Q)$(BPFTOOL) gen skeleton $< name loopless_bpf > $@
 
 $(OBJ)/%.o: daemon/%.c $(wildcard daemon/*.h) bpf/loopless.h | $(OBJ)
 	$(call msg,CC,$@)
@@ -80,9 +80,9 @@ $(OBJ)/%.o: daemon/%.c $(wildcard daemon/*.h) bpf/loopless.h | $(OBJ)
 # Files that include the skeleton.
 $(OBJ)/looplessd.o $(OBJ)/datapath.o: $(OBJ)/loopless.skel.h
 
-$(OUTPUT)/looplessd: $(OBJ)/looplessd.o $(OBJ)/datapath.o $(COMMON_OBJS) | $(OUTPUT)
+$(OUTPUT)/looplessd: $(OBJ)/looplessd.o $(COMMON_OBJS) | $(OUTPUT)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(LDFLAGS) $^ $(LIBBPF_LIBS) $(INIH_LIBS) $(SYSTEMD_LIBS) -o $@
+	$(Q)$(CC) $(LDFLAGS) $^ $(LIBBPF_LIBS) $(INIH_LIBS) $(SYSTEMD_LIBS) -lcap -o $@
 
 $(OUTPUT)/loopless: $(OBJ)/loopless.o $(COMMON_OBJS) | $(OUTPUT)
 	$(call msg,LINK,$@)
@@ -103,7 +103,7 @@ $(OUTPUT)/test_key: tests/unit/test_key.c bpf/loopless.h | $(OUTPUT)
 # Debian 12 packages for building, testing and benchmarking. Only what is
 # missing is installed, so a second run changes nothing.
 DEPS := make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
-	libinih-dev libsystemd-dev libcmocka-dev iproute2 procps util-linux jq \
+	libinih-dev libsystemd-dev libcap-dev libcmocka-dev iproute2 procps util-linux jq \
 	gnuplot-nox iperf3 coreutils
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \

@@ -36,7 +36,7 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct ll_config);
-} config SEC(".maps");
+} ll_config SEC(".maps");
 
 /* Indexed by port (host byte order), value enum ll_port_rule. */
 struct {
@@ -73,30 +73,31 @@ static __always_inline void count(enum ll_counter id, __u64 n)
 static __always_inline __u32 config_flags(void)
 {
 	__u32 zero = 0;
-	struct ll_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	struct ll_config *cfg = bpf_map_lookup_elem(&ll_config, &zero);
 
 	return cfg ? cfg->flags : 0;
 }
 
 /*
  * Both context types expose the same address fields; a macro keeps one
- * definition of how a key is built from them. ip6 fields are only read for
- * AF_INET6 sockets (for AF_INET ones they hold nothing meaningful).
+ * definition of how a key is built from them. Every field is loaded
+ * unconditionally into a local first: loading inside the family branches
+ * lets clang merge the loads into one with a computed ctx offset, which the
+ * verifier rejects ("dereference of modified ctx ptr"); volatile loads
+ * cannot be sunk or merged. For AF_INET sockets
+ * the ip6 fields hold nothing meaningful and are ignored by ll_addr_set().
  */
+#define LD(field) (*(volatile __u32 *)&(field))
 #define LL_KEY_FROM_CTX(k, ctx)                                                                    \
 	do {                                                                                       \
 		__u32 fam = (ctx)->family == LL_AF_INET6 ? LL_AF_INET6 : LL_AF_INET;                 \
-		if (fam == LL_AF_INET) {                                                           \
-			(k)->family = ll_addr_set((k)->laddr, fam, (ctx)->local_ip4, 0, 0, 0, 0); \
-			ll_addr_set((k)->raddr, fam, (ctx)->remote_ip4, 0, 0, 0, 0);              \
-		} else {                                                                           \
-			(k)->family = ll_addr_set((k)->laddr, fam, 0, (ctx)->local_ip6[0],         \
-						  (ctx)->local_ip6[1], (ctx)->local_ip6[2],        \
-						  (ctx)->local_ip6[3]);                            \
-			ll_addr_set((k)->raddr, fam, 0, (ctx)->remote_ip6[0],                      \
-				    (ctx)->remote_ip6[1], (ctx)->remote_ip6[2],                    \
-				    (ctx)->remote_ip6[3]);                                         \
-		}                                                                                  \
+		__u32 l4 = LD((ctx)->local_ip4), r4 = LD((ctx)->remote_ip4);                               \
+		__u32 l0 = LD((ctx)->local_ip6[0]), l1 = LD((ctx)->local_ip6[1]);                          \
+		__u32 l2 = LD((ctx)->local_ip6[2]), l3 = LD((ctx)->local_ip6[3]);                          \
+		__u32 r0 = LD((ctx)->remote_ip6[0]), r1 = LD((ctx)->remote_ip6[1]);                        \
+		__u32 r2 = LD((ctx)->remote_ip6[2]), r3 = LD((ctx)->remote_ip6[3]);                        \
+		(k)->family = ll_addr_set((k)->laddr, fam, l4, l0, l1, l2, l3);                    \
+		ll_addr_set((k)->raddr, fam, r4, r0, r1, r2, r3);                                  \
 		(k)->lport = ll_local_port((ctx)->local_port);                                     \
 		(k)->rport = ll_remote_port((ctx)->remote_port);                                   \
 		(k)->netns = bpf_get_netns_cookie(ctx);                                            \
@@ -137,6 +138,7 @@ SEC("sockops")
 int ll_sockops(struct bpf_sock_ops *ops)
 {
 	struct ll_key key = {};
+	struct bpf_sock *sk;
 	__u32 flags;
 	long err;
 
@@ -162,6 +164,13 @@ int ll_sockops(struct bpf_sock_ops *ops)
 		count(LL_CNT_SKIPPED_PORT, 1);
 		return 1;
 	}
+	/* The ordering state must exist before the first byte is sent; a
+	 * socket without it is never put into the map. */
+	sk = ops->sk;
+	if (!sk || !bpf_sk_storage_get(&sk_state, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE)) {
+		count(LL_CNT_INSERT_ERRORS, 1);
+		return 1;
+	}
 	/* Fails for sockets sockmap cannot take (a ULP such as MPTCP or kTLS:
 	 * sk_psock_init() refuses them) and when the map is full; the socket
 	 * then simply stays on the normal path. */
@@ -171,40 +180,22 @@ int ll_sockops(struct bpf_sock_ops *ops)
 }
 
 /*
- * May this socket's bytes be redirected without overtaking bytes it sent
- * earlier on the TCP path (before the peer was in the map)?
+ * Ordering. tcp_bpf_recvmsg() (net/ipv4/tcp_bpf.c) reads the psock
+ * ingress_msg queue before sk_receive_queue whenever ingress_msg holds data,
+ * so a redirected byte would be read before an earlier byte of the same
+ * direction that took the TCP path and still sits unread in the peer's
+ * receive queue. A socket enters the map at ESTABLISHED, before it can send,
+ * so every byte it sends passes this program: once a byte of a direction has
+ * taken the TCP path (the peer was not in the map yet, or has left it), the
+ * direction stays on TCP for the rest of the connection. The other way round
+ * (redirect first, TCP later) is safe for the same reason and happens when
+ * the peer leaves the map.
  *
- * tcp_bpf_recvmsg() (net/ipv4/tcp_bpf.c) reads the psock ingress_msg queue
- * before sk_receive_queue whenever ingress_msg holds data, so redirected
- * bytes would be read first. Redirecting is safe once every byte this socket
- * wrote is acknowledged (write_seq == snd_una: nothing left in our write
- * queue or in flight, so it reached the peer's receive path and advanced its
- * rcv_nxt) and the peer has read everything it received (copied_seq ==
- * rcv_nxt). Once true it stays true as long as every later byte is
- * redirected, so the result is cached in socket storage. Going the other way
- * (redirect, then TCP) is always safe for the same reason.
+ * sk_msg programs cannot release a socket reference (no bpf_sk_release), so
+ * they cannot look the peer up to see whether it has read those TCP bytes:
+ * pinning the direction is the safe choice; the counter "tcp_pinned" shows
+ * how often it happens.
  */
-static __always_inline bool direction_ordered(struct sk_msg_md *msg, const struct ll_key *peer_key,
-					      struct ll_sk_state *st)
-{
-	struct tcp_sock *tp, *ptp;
-	struct bpf_sock *peer;
-	bool ok;
-
-	if (st->flags & LL_SK_ORDERED)
-		return true;
-	peer = bpf_map_lookup_elem(&sock_hash, peer_key);
-	if (!peer)
-		return false;
-	tp = bpf_skc_to_tcp_sock(msg->sk);
-	ptp = bpf_skc_to_tcp_sock(peer);
-	ok = tp && ptp && tp->write_seq == tp->snd_una && ptp->copied_seq == ptp->rcv_nxt;
-	bpf_sk_release(peer);
-	if (ok)
-		st->flags |= LL_SK_ORDERED;
-	return ok;
-}
-
 SEC("sk_msg")
 int ll_sk_msg(struct sk_msg_md *msg)
 {
@@ -216,28 +207,29 @@ int ll_sk_msg(struct sk_msg_md *msg)
 	sk = msg->sk;
 	if (!sk)
 		goto pass;
-	if (config_flags() & LL_CFG_DRAIN)
-		goto pass;
-	st = bpf_sk_storage_get(&sk_state, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	/* Created by ll_sockops before the socket entered the map, so it
+	 * exists for every socket this program runs on. */
+	st = bpf_sk_storage_get(&sk_state, sk, NULL, 0);
 	if (!st)
 		goto pass;
+	if (st->flags & LL_SK_TCP_USED) {
+		count(LL_CNT_TCP_PINNED, 1);
+		goto pass;
+	}
+	if (config_flags() & LL_CFG_DRAIN)
+		goto pass_pin;
 
 	LL_KEY_FROM_CTX(&key, msg);
 	ll_key_mirror(&peer, &key);
-	if (!direction_ordered(msg, &peer, st)) {
-		count(LL_CNT_ORDER_WAITS, 1);
-		goto pass;
-	}
 	/* Returns SK_DROP when the peer is not in the map; returning that
-	 * would fail the sender's sendmsg with EACCES, so fall back instead.
-	 * The peer may have left the map (closed, uninstalled): re-check
-	 * ordering before redirecting again. */
+	 * would fail the sender's sendmsg with EACCES, so fall back instead. */
 	if (bpf_msg_redirect_hash(msg, &sock_hash, &peer, BPF_F_INGRESS) == SK_PASS) {
 		count(LL_CNT_REDIRECTED_MSGS, 1);
 		count(LL_CNT_REDIRECTED_BYTES, size);
 		return SK_PASS;
 	}
-	st->flags &= ~LL_SK_ORDERED;
+pass_pin:
+	st->flags |= LL_SK_TCP_USED;
 pass:
 	count(LL_CNT_PASSED_MSGS, 1);
 	count(LL_CNT_PASSED_BYTES, size);

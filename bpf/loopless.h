@@ -45,7 +45,7 @@ enum ll_counter {
 	LL_CNT_REDIRECTED_BYTES,
 	LL_CNT_PASSED_MSGS, /* sent on the TCP path: no peer in the map */
 	LL_CNT_PASSED_BYTES,
-	LL_CNT_ORDER_WAITS, /* sent on the TCP path: earlier TCP bytes still unread */
+	LL_CNT_TCP_PINNED, /* sent on the TCP path: this direction already used it */
 	LL_CNT_SOCKETS_INSERTED,
 	LL_CNT_INSERT_ERRORS, /* bpf_sock_hash_update failed (ULP, MPTCP, map full) */
 	LL_CNT_SKIPPED_REMOTE, /* peer cannot be on this host */
@@ -72,9 +72,9 @@ enum ll_port_rule {
 
 /* Per-socket state (socket local storage). */
 enum ll_sk_flags {
-	/* Every byte this socket sent on the TCP path has been read by the
-	 * peer, so redirected bytes cannot overtake them. */
-	LL_SK_ORDERED = 1 << 0,
+	/* A byte of this direction took the TCP path: redirecting later bytes
+	 * could let them overtake it (see ll_sk_msg). */
+	LL_SK_TCP_USED = 1 << 0,
 };
 
 struct ll_sk_state {

@@ -1,0 +1,385 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "loopless.h"
+#include "loopless.skel.h"
+#include "datapath.h"
+#include "log.h"
+#include "pins.h"
+
+int datapath_probe(const char **what)
+{
+	static const struct {
+		enum bpf_prog_type prog;
+		enum bpf_func_id helper;
+		const char *name;
+	} helpers[] = {
+		{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_hash_update, "bpf_sock_hash_update in sockops" },
+		{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie, "bpf_get_netns_cookie in sockops (5.15)" },
+		{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get in sockops" },
+		{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_msg_redirect_hash, "bpf_msg_redirect_hash in sk_msg" },
+		{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_get_netns_cookie, "bpf_get_netns_cookie in sk_msg (5.15)" },
+		{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get in sk_msg" },
+	};
+	size_t i;
+
+	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SOCK_OPS, NULL) != 1) {
+		*what = "BPF program type sockops";
+		return -EOPNOTSUPP;
+	}
+	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_MSG, NULL) != 1) {
+		*what = "BPF program type sk_msg";
+		return -EOPNOTSUPP;
+	}
+	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SOCKHASH, NULL) != 1) {
+		*what = "BPF map type sockhash";
+		return -EOPNOTSUPP;
+	}
+	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SK_STORAGE, NULL) != 1) {
+		*what = "BPF map type sk_storage";
+		return -EOPNOTSUPP;
+	}
+	for (i = 0; i < sizeof(helpers) / sizeof(helpers[0]); i++) {
+		if (libbpf_probe_bpf_helper(helpers[i].prog, helpers[i].helper, NULL) != 1) {
+			*what = helpers[i].name;
+			return -EOPNOTSUPP;
+		}
+	}
+	return 0;
+}
+
+/*
+ * A pinned sockhash of another size cannot be reused (libbpf refuses an
+ * incompatible map), and replacing it would drop every live socket: keep
+ * its size and say how to change it.
+ */
+static uint32_t pinned_max_sockets(const char *pin_dir, uint32_t wanted)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char path[4096];
+	int fd;
+
+	if (pins_path(path, sizeof(path), pin_dir, pin_map_names[PIN_SOCK_HASH]))
+		return wanted;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return wanted;
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len) && info.max_entries != wanted) {
+		log_warn("keeping the pinned sockhash's size %u (max_sockets=%u takes effect after "
+			 "`loopless uninstall`)",
+			 info.max_entries, wanted);
+		wanted = info.max_entries;
+	}
+	close(fd);
+	return wanted;
+}
+
+static int pin_prog(struct bpf_program *prog, const char *pin_dir, const char *name)
+{
+	char path[4096];
+	int err;
+
+	err = pins_path(path, sizeof(path), pin_dir, name);
+	if (err)
+		return err;
+	/* The previous daemon's program stays alive as long as something
+	 * uses it (a cgroup link until it is updated, psocks of older
+	 * sockets); the pin only names the current one. */
+	if (unlink(path) && errno != ENOENT)
+		return -errno;
+	return bpf_program__pin(prog, path);
+}
+
+int datapath_load(struct datapath *dp, const char *pin_dir, uint32_t max_sockets)
+{
+	struct loopless_bpf *skel;
+	struct bpf_map *map;
+	char path[4096];
+	int err;
+
+	memset(dp, 0, sizeof(*dp));
+	snprintf(dp->pin_dir, sizeof(dp->pin_dir), "%s", pin_dir);
+	if (pins_path(path, sizeof(path), pin_dir, pin_map_names[PIN_SOCK_HASH]))
+		return -ENAMETOOLONG;
+	dp->adopted = access(path, F_OK) == 0;
+
+	skel = loopless_bpf__open();
+	if (!skel)
+		return -errno;
+	err = bpf_map__set_max_entries(skel->maps.sock_hash,
+				       pinned_max_sockets(pin_dir, max_sockets));
+	if (err)
+		goto fail;
+	/* With a pin path set, libbpf reuses a compatible pinned map at load
+	 * time and pins the ones it creates. */
+	bpf_object__for_each_map(map, skel->obj) {
+		err = pins_path(path, sizeof(path), pin_dir, bpf_map__name(map));
+		if (!err)
+			err = bpf_map__set_pin_path(map, path);
+		if (err)
+			goto fail;
+	}
+	err = loopless_bpf__load(skel);
+	if (err) {
+		log_error("cannot load the BPF datapath: %s%s", strerror(-err),
+			  dp->adopted ? " (the maps pinned in the pin dir may come from an "
+					"incompatible version: `loopless uninstall` removes them)" :
+					"");
+		goto fail;
+	}
+	err = pin_prog(skel->progs.ll_sockops, pin_dir, pin_prog_names[0]);
+	if (!err)
+		err = pin_prog(skel->progs.ll_sk_msg, pin_dir, pin_prog_names[1]);
+	if (err) {
+		log_error("cannot pin programs in %s: %s", pin_dir, strerror(-err));
+		goto fail;
+	}
+	/* Replaces the verdict program of the map for sockets inserted from
+	 * now on; sockets already in it keep the program their psock took at
+	 * insertion (sock_map_link()), which uses these same maps. */
+	if (bpf_prog_attach(bpf_program__fd(skel->progs.ll_sk_msg),
+			    bpf_map__fd(skel->maps.sock_hash), BPF_SK_MSG_VERDICT, 0)) {
+		err = -errno;
+		log_error("cannot attach sk_msg program to the sockhash: %s", strerror(-err));
+		goto fail;
+	}
+	dp->skel = skel;
+	return 0;
+fail:
+	loopless_bpf__destroy(skel);
+	return err;
+}
+
+static int write_maps(struct datapath *dp, const struct config *cfg)
+{
+	struct ll_config llc = { .flags = cfg->n_include_ports ? LL_CFG_INCLUDE_PORTS : 0 };
+	static __u8 rules[LL_NR_PORTS];
+	static __u32 keys[LL_NR_PORTS];
+	int fd_ports = bpf_map__fd(dp->skel->maps.ports);
+	int fd_addrs = bpf_map__fd(dp->skel->maps.local_addrs);
+	__u32 zero = 0, count = LL_NR_PORTS, k[4], next[4];
+	bool more;
+	int i, p;
+	__u8 one = 1;
+
+	memset(rules, LL_PORT_NONE, sizeof(rules));
+	for (i = 0; i < cfg->n_include_ports; i++)
+		for (p = cfg->include_ports[i].lo; p <= cfg->include_ports[i].hi; p++)
+			rules[p] = LL_PORT_INCLUDE;
+	/* An excluded port wins over an included one. */
+	for (i = 0; i < cfg->n_exclude_ports; i++)
+		for (p = cfg->exclude_ports[i].lo; p <= cfg->exclude_ports[i].hi; p++)
+			rules[p] = LL_PORT_EXCLUDE;
+	for (i = 0; i < LL_NR_PORTS; i++)
+		keys[i] = i;
+	if (bpf_map_update_batch(fd_ports, keys, rules, &count, NULL))
+		return -errno;
+
+	/* Add the new addresses before removing stale ones, so a reload never
+	 * has a moment without an address that stays. */
+	for (i = 0; i < cfg->n_local_addrs; i++)
+		if (bpf_map_update_elem(fd_addrs, cfg->local_addrs[i].addr, &one, BPF_ANY))
+			return -errno;
+	for (more = !bpf_map_get_next_key(fd_addrs, NULL, next); more;) {
+		bool keep = false;
+
+		memcpy(k, next, sizeof(k));
+		more = !bpf_map_get_next_key(fd_addrs, k, next);
+		for (i = 0; i < cfg->n_local_addrs && !keep; i++)
+			keep = !memcmp(cfg->local_addrs[i].addr, k, sizeof(k));
+		if (!keep && bpf_map_delete_elem(fd_addrs, k) && errno != ENOENT)
+			return -errno;
+	}
+	/* Last, so the new rules are in place before the flags that use them. */
+	if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.ll_config), &zero, &llc, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+struct link_sweep {
+	const struct cgroup_target *cg;
+	int n_cg;
+	int prog_fd;
+	bool *have; /* have[i]: cg[i] already has a pinned link */
+};
+
+/* Adopt pinned links to wanted cgroups, detach the others. */
+static int sweep_link(const char *dir, const char *name, int link_fd, uint64_t cgroup_id,
+		      void *arg)
+{
+	struct link_sweep *s = arg;
+	char path[4096];
+	int i;
+
+	for (i = 0; i < s->n_cg; i++) {
+		if (cgroup_id != s->cg[i].id || s->have[i])
+			continue;
+		if (bpf_link_update(link_fd, s->prog_fd, NULL)) {
+			int err = -errno;
+
+			log_error("cannot swap the program of %s/%s: %s", dir, name, strerror(-err));
+			return err;
+		}
+		s->have[i] = true;
+		log_info("adopted attachment to %s", s->cg[i].path);
+		return 0;
+	}
+	/* Not wanted (removed from the config), a duplicate, or its cgroup is
+	 * gone (id 0). */
+	if (cgroup_id && bpf_link_detach(link_fd) && errno != EINVAL)
+		return -errno;
+	if (pins_path(path, sizeof(path), dir, name) || (unlink(path) && errno != ENOENT))
+		return -errno;
+	log_info("detached from cgroup id %" PRIu64 " (no longer configured)", cgroup_id);
+	return 0;
+}
+
+static int attach_cgroup(struct datapath *dp, const struct cgroup_target *cg)
+{
+	struct bpf_link *link;
+	char path[4096], name[64];
+	int cgfd, err;
+
+	snprintf(name, sizeof(name), PIN_LINK_PREFIX "%" PRIu64, cg->id);
+	err = pins_path(path, sizeof(path), dp->pin_dir, name);
+	if (err)
+		return err;
+	cgfd = open(cg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cgfd < 0) {
+		err = -errno;
+		log_error("cannot open cgroup %s: %s", cg->path, strerror(-err));
+		return err;
+	}
+	link = bpf_program__attach_cgroup(dp->skel->progs.ll_sockops, cgfd);
+	close(cgfd);
+	if (!link) {
+		err = -errno;
+		log_error("cannot attach to cgroup %s: %s", cg->path, strerror(-err));
+		return err;
+	}
+	err = bpf_link__pin(link, path);
+	if (err) {
+		log_error("cannot pin link for %s at %s: %s", cg->path, path, strerror(-err));
+		bpf_link__destroy(link); /* closes the only fd: detaches */
+		return err;
+	}
+	/* Pinned: the attachment outlives this fd and this process. */
+	bpf_link__disconnect(link);
+	bpf_link__destroy(link);
+	log_info("attached to %s", cg->path);
+	return 0;
+}
+
+int datapath_apply(struct datapath *dp, const struct config *cfg, const struct cgroup_target *cg,
+		   int n_cg)
+{
+	struct link_sweep s = { .cg = cg, .n_cg = n_cg };
+	bool have[CONFIG_MAX_CGROUPS] = {};
+	int i, err;
+
+	err = write_maps(dp, cfg);
+	if (err) {
+		log_error("cannot write the datapath's configuration maps: %s", strerror(-err));
+		return err;
+	}
+	s.prog_fd = bpf_program__fd(dp->skel->progs.ll_sockops);
+	s.have = have;
+	err = pins_for_each_link(dp->pin_dir, sweep_link, &s);
+	if (err) {
+		log_error("cannot update the pinned cgroup links in %s: %s", dp->pin_dir,
+			  strerror(-err));
+		return err;
+	}
+	for (i = 0; i < n_cg; i++) {
+		if (have[i])
+			continue;
+		err = attach_cgroup(dp, &cg[i]);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+void datapath_close(struct datapath *dp)
+{
+	loopless_bpf__destroy(dp->skel);
+	dp->skel = NULL;
+}
+
+static int detach_link(const char *dir, const char *name, int link_fd, uint64_t cgroup_id,
+		       void *arg)
+{
+	char path[4096];
+
+	(void)arg;
+	/* EINVAL: already detached (its cgroup was removed). */
+	if (cgroup_id && bpf_link_detach(link_fd) && errno != EINVAL)
+		return -errno;
+	if (pins_path(path, sizeof(path), dir, name) || (unlink(path) && errno != ENOENT))
+		return -errno;
+	return 0;
+}
+
+int datapath_uninstall(const char *pin_dir)
+{
+	struct ll_config drain = { .flags = LL_CFG_DRAIN };
+	struct pinned p;
+	struct ll_key key, next;
+	char path[4096];
+	__u32 zero = 0;
+	bool more;
+	int i, err;
+
+	err = pins_open(pin_dir, &p);
+	if (err)
+		return err;
+	/* 1. Stop: no socket enters the map and no byte is redirected from
+	 * now on (every later byte takes the TCP path, which is ordered after
+	 * what was already redirected, see ll_sk_msg). */
+	if (p.maps[PIN_CONFIG] >= 0 &&
+	    bpf_map_update_elem(p.maps[PIN_CONFIG], &zero, &drain, BPF_ANY)) {
+		err = -errno;
+		goto out;
+	}
+	/* 2. Detach from every cgroup. */
+	err = pins_for_each_link(pin_dir, detach_link, NULL);
+	if (err)
+		goto out;
+	/* 3. Empty the sockhash: each socket gets its own proto back. The map
+	 * cannot simply be unpinned: the sk_msg program held by the psocks
+	 * holds the map, so it would live on with its sockets. */
+	for (more = !bpf_map_get_next_key(p.maps[PIN_SOCK_HASH], NULL, &next); more;) {
+		key = next;
+		more = !bpf_map_get_next_key(p.maps[PIN_SOCK_HASH], &key, &next);
+		if (bpf_map_delete_elem(p.maps[PIN_SOCK_HASH], &key) && errno != ENOENT) {
+			err = -errno;
+			goto out;
+		}
+	}
+	/* 4. Remove the pins and the directory. */
+	for (i = 0; i < PIN_NR_MAPS; i++)
+		if (!pins_path(path, sizeof(path), pin_dir, pin_map_names[i]) && unlink(path) &&
+		    errno != ENOENT) {
+			err = -errno;
+			goto out;
+		}
+	for (i = 0; i < 2; i++)
+		if (!pins_path(path, sizeof(path), pin_dir, pin_prog_names[i]) && unlink(path) &&
+		    errno != ENOENT) {
+			err = -errno;
+			goto out;
+		}
+	if (rmdir(pin_dir) && errno != ENOENT)
+		err = -errno;
+out:
+	pins_close(&p);
+	return err;
+}

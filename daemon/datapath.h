@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The datapath's life cycle: load (adopting what is pinned), apply a
+ * configuration (maps and cgroup attachments), uninstall.
+ */
+#ifndef LOOPLESS_DATAPATH_H
+#define LOOPLESS_DATAPATH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "config.h"
+
+struct loopless_bpf;
+
+struct cgroup_target {
+	char path[CONFIG_PATH_MAX]; /* absolute */
+	uint64_t id;
+};
+
+struct datapath {
+	struct loopless_bpf *skel;
+	char pin_dir[CONFIG_PATH_MAX];
+	bool adopted; /* a pinned datapath was found and taken over */
+};
+
+/* Kernel features the datapath needs; -EOPNOTSUPP with @what naming the
+ * first one missing. */
+int datapath_probe(const char **what);
+/* Open and load the programs, reusing the maps pinned in @pin_dir (so live
+ * sockets stay in the same sockhash) or creating and pinning new ones; pin
+ * the programs; attach the sk_msg program to the sockhash. */
+int datapath_load(struct datapath *dp, const char *pin_dir, uint32_t max_sockets);
+/* Write the run-time maps from @cfg and make the set of attached cgroups
+ * exactly @cg: new ones get a pinned link, pinned ones get the new program
+ * swapped in place, links to cgroups not listed are detached. */
+int datapath_apply(struct datapath *dp, const struct config *cfg, const struct cgroup_target *cg,
+		   int n_cg);
+/* Release the skeleton; everything pinned stays. */
+void datapath_close(struct datapath *dp);
+/* Stop inserting and redirecting, detach from every cgroup, empty the
+ * sockhash (sockets go back to plain TCP) and remove every pin and the
+ * directory. -ENOENT when nothing is pinned in @pin_dir. */
+int datapath_uninstall(const char *pin_dir);
+
+#endif

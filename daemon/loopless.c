@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * loopless: look at and remove the pinned datapath (status, stats, conns,
+ * uninstall). Reads the pins only; works with or without looplessd running.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include "cgroup.h"
+#include "config.h"
+#include "counters.h"
+#include "datapath.h"
+#include "log.h"
+#include "loopless.h"
+#include "pins.h"
+
+#define EXIT_USAGE 2
+
+struct opts {
+	const char *pin_dir;
+	bool json;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: loopless [--pin-dir DIR] [--json] COMMAND\n"
+		"Inspect or remove the loopless datapath pinned by looplessd.\n"
+		"\n"
+		"Commands:\n"
+		"  status      is the datapath loaded and attached; to which cgroups; map fill\n"
+		"              (exit 0 when attached, 1 otherwise)\n"
+		"  stats       the datapath's counters, summed over CPUs\n"
+		"  conns       the accelerated sockets: netns cookie, family, local and remote\n"
+		"              address:port, socket cookie (match with `ss -tie`)\n"
+		"  uninstall   detach from every cgroup, return every socket to plain TCP and\n"
+		"              remove all pins; open connections keep working\n"
+		"\n"
+		"Options:\n"
+		"  -p, --pin-dir DIR   bpffs directory looplessd pins into (default %s)\n"
+		"  -j, --json          machine-readable output (status, stats, conns)\n"
+		"  -h, --help          show this help\n"
+		"  -V, --version       show the version\n"
+		"\n"
+		"Exit status: 0 success, 1 runtime error (or not attached, for status), 2 usage.\n"
+		"\n"
+		"Examples:\n"
+		"  loopless status\n"
+		"  loopless stats --json | jq .redirected_bytes\n"
+		"  loopless conns\n"
+		"  loopless --pin-dir /sys/fs/bpf/loopless-test uninstall\n",
+		CONFIG_DEFAULT_PIN_DIR);
+}
+
+static int open_pins(const struct opts *o, struct pinned *p)
+{
+	int err = pins_open(o->pin_dir, p);
+
+	if (err == -ENOENT)
+		log_error("no loopless datapath is pinned in %s (is looplessd running? "
+			  "see --pin-dir)",
+			  o->pin_dir);
+	else if (err)
+		log_error("cannot open the pins in %s: %s", o->pin_dir, strerror(-err));
+	return err;
+}
+
+static const char *family_name(__u32 family)
+{
+	return family == LL_AF_INET ? "ipv4" : "ipv6";
+}
+
+/* "127.0.0.1:80" or "[::1]:80" */
+static void fmt_endpoint(char *out, size_t len, __u32 family, const __u32 addr[4], __u16 port)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (family == LL_AF_INET) {
+		inet_ntop(AF_INET, &addr[3], a, sizeof(a));
+		snprintf(out, len, "%s:%u", a, port);
+	} else {
+		inet_ntop(AF_INET6, addr, a, sizeof(a));
+		snprintf(out, len, "[%s]:%u", a, port);
+	}
+}
+
+static int count_entries(int fd, uint32_t *n)
+{
+	struct ll_key key, next;
+	void *prev = NULL;
+
+	*n = 0;
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		(*n)++;
+	}
+	return errno == ENOENT ? 0 : -errno;
+}
+
+struct status_links {
+	const struct opts *o;
+	char mnt[CONFIG_PATH_MAX];
+	int n;
+};
+
+static int print_link(const char *dir, const char *name, int link_fd, uint64_t cgroup_id, void *arg)
+{
+	struct status_links *s = arg;
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+	char path[CONFIG_PATH_MAX] = "(removed)";
+
+	(void)dir;
+	(void)name;
+	if (bpf_obj_get_info_by_fd(link_fd, &info, &len) || !cgroup_id)
+		return 0;
+	if (!s->mnt[0] || cgroup_path_of(s->mnt, cgroup_id, path, sizeof(path)))
+		snprintf(path, sizeof(path), "(cgroup id %" PRIu64 ")", cgroup_id);
+	if (s->o->json)
+		printf("%s{\"path\":\"%s\",\"cgroup_id\":%" PRIu64 ",\"link_id\":%u,\"prog_id\":%u}",
+		       s->n ? "," : "", path, cgroup_id, info.id, info.prog_id);
+	else
+		printf("  cgroup:   %s (id %" PRIu64 ", link %u, prog %u)\n", path, cgroup_id,
+		       info.id, info.prog_id);
+	s->n++;
+	return 0;
+}
+
+static int cmd_status(const struct opts *o)
+{
+	struct status_links s = { .o = o };
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info), prog_ids[4], attach_flags, n_progs = 4;
+	uint32_t fill = 0;
+	struct pinned p;
+	int err;
+	bool attached;
+
+	err = pins_open(o->pin_dir, &p);
+	if (err) {
+		if (o->json)
+			printf("{\"loaded\":false,\"attached\":false,\"pin_dir\":\"%s\"}\n",
+			       o->pin_dir);
+		else
+			printf("loopless: not loaded (nothing pinned in %s)\n", o->pin_dir);
+		return 1;
+	}
+	bpf_obj_get_info_by_fd(p.maps[PIN_SOCK_HASH], &info, &len);
+	count_entries(p.maps[PIN_SOCK_HASH], &fill);
+	/* BPF_PROG_QUERY on a sockmap (kernel 5.19+) lists its verdict prog. */
+	if (bpf_prog_query(p.maps[PIN_SOCK_HASH], BPF_SK_MSG_VERDICT, 0, &attach_flags, prog_ids,
+			   &n_progs))
+		n_progs = 0;
+	cgroup2_mount(s.mnt, sizeof(s.mnt));
+
+	if (o->json) {
+		printf("{\"loaded\":true,\"pin_dir\":\"%s\",\"sk_msg_attached\":%s,\"sockets\":%u,"
+		       "\"max_sockets\":%u,\"cgroups\":[",
+		       o->pin_dir, n_progs ? "true" : "false", fill, info.max_entries);
+		pins_for_each_link(o->pin_dir, print_link, &s);
+		attached = s.n > 0 && n_progs > 0;
+		printf("],\"attached\":%s}\n", attached ? "true" : "false");
+	} else {
+		printf("pin dir:    %s\n", o->pin_dir);
+		printf("sk_msg:     %s\n", n_progs ? "attached to the sockhash" : "not attached");
+		printf("sockets:    %u of %u in the sockhash\n", fill, info.max_entries);
+		pins_for_each_link(o->pin_dir, print_link, &s);
+		attached = s.n > 0 && n_progs > 0;
+		printf("loopless:   %s\n",
+		       attached ? "attached" : s.n ? "loaded, sk_msg not attached" :
+						   "loaded, attached to no cgroup");
+	}
+	pins_close(&p);
+	return attached ? 0 : 1;
+}
+
+static int cmd_stats(const struct opts *o)
+{
+	uint64_t c[LL_CNT_MAX];
+	struct pinned p;
+	int i, err;
+
+	if (open_pins(o, &p))
+		return 1;
+	err = counters_read(p.maps[PIN_COUNTERS], c);
+	pins_close(&p);
+	if (err) {
+		log_error("cannot read counters: %s", strerror(-err));
+		return 1;
+	}
+	for (i = 0; i < LL_CNT_MAX; i++) {
+		if (o->json)
+			printf("%s\"%s\":%" PRIu64, i ? "," : "{", counter_names[i], c[i]);
+		else
+			printf("%-18s %" PRIu64 "\n", counter_names[i], c[i]);
+	}
+	if (o->json)
+		printf("}\n");
+	return 0;
+}
+
+static int cmd_conns(const struct opts *o)
+{
+	char local[64], remote[64];
+	struct ll_key key, next;
+	void *prev = NULL;
+	struct pinned p;
+	__u64 cookie;
+	int n = 0;
+
+	if (open_pins(o, &p))
+		return 1;
+	if (o->json)
+		printf("[");
+	else
+		printf("%-20s %-6s %-46s %-46s %s\n", "NETNS", "FAMILY", "LOCAL", "REMOTE",
+		       "COOKIE");
+	while (!bpf_map_get_next_key(p.maps[PIN_SOCK_HASH], prev, &next)) {
+		key = next;
+		prev = &key;
+		/* A sockhash lookup from user space returns the socket cookie. */
+		if (bpf_map_lookup_elem(p.maps[PIN_SOCK_HASH], &key, &cookie))
+			continue; /* closed meanwhile */
+		fmt_endpoint(local, sizeof(local), key.family, key.laddr, key.lport);
+		fmt_endpoint(remote, sizeof(remote), key.family, key.raddr, key.rport);
+		if (o->json)
+			printf("%s{\"netns_cookie\":%llu,\"family\":\"%s\",\"local\":\"%s\","
+			       "\"remote\":\"%s\",\"cookie\":%llu}",
+			       n ? "," : "", (unsigned long long)key.netns, family_name(key.family),
+			       local, remote, (unsigned long long)cookie);
+		else
+			printf("%-20llu %-6s %-46s %-46s %llu\n", (unsigned long long)key.netns,
+			       family_name(key.family), local, remote, (unsigned long long)cookie);
+		n++;
+	}
+	if (o->json)
+		printf("]\n");
+	pins_close(&p);
+	return 0;
+}
+
+static int cmd_uninstall(const struct opts *o)
+{
+	int err = datapath_uninstall(o->pin_dir);
+
+	if (err == -ENOENT) {
+		log_error("nothing to uninstall: no datapath pinned in %s", o->pin_dir);
+		return 1;
+	}
+	if (err) {
+		log_error("uninstall from %s failed: %s", o->pin_dir, strerror(-err));
+		return 1;
+	}
+	printf("loopless: uninstalled (%s removed, detached from every cgroup)\n", o->pin_dir);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "pin-dir", required_argument, NULL, 'p' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{},
+	};
+	struct opts o = { .pin_dir = CONFIG_DEFAULT_PIN_DIR };
+	const char *cmd = NULL;
+	int c;
+
+	log_setup("loopless", LOG_LEVEL_INFO);
+	/* "+" stops at the command; parsing then goes on after it, so options
+	 * work on either side: `loopless --json stats`, `loopless stats --json`. */
+	for (;;) {
+		c = getopt_long(argc, argv, "+p:jhV", longopts, NULL);
+		if (c == -1) {
+			if (cmd || optind >= argc)
+				break;
+			cmd = argv[optind++];
+			continue;
+		}
+		switch (c) {
+		case 'p':
+			o.pin_dir = optarg;
+			break;
+		case 'j':
+			o.json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("loopless %s\n", LOOPLESS_VERSION);
+			return 0;
+		default:
+			fprintf(stderr, "Try 'loopless --help' for more information.\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (!cmd) {
+		log_error("missing command (status, stats, conns, uninstall; try --help)");
+		return EXIT_USAGE;
+	}
+	if (optind < argc) {
+		log_error("unexpected argument \"%s\" (try --help)", argv[optind]);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(cmd, "status"))
+		return cmd_status(&o);
+	if (!strcmp(cmd, "stats"))
+		return cmd_stats(&o);
+	if (!strcmp(cmd, "conns"))
+		return cmd_conns(&o);
+	if (!strcmp(cmd, "uninstall"))
+		return cmd_uninstall(&o);
+	log_error("unknown command \"%s\" (status, stats, conns, uninstall; try --help)", cmd);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The pin directory: what looplessd leaves in bpffs so the datapath outlives
+ * it, and how the CLI finds it again.
+ *
+ *   <dir>/sock_hash counters ll_config ports local_addrs sk_state   maps
+ *   <dir>/ll_sockops ll_sk_msg                                      programs
+ *   <dir>/link_cg_<cgroup id>                                       cgroup links
+ */
+#ifndef LOOPLESS_PINS_H
+#define LOOPLESS_PINS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PIN_LINK_PREFIX "link_cg_"
+
+enum pin_map {
+	PIN_SOCK_HASH,
+	PIN_COUNTERS,
+	PIN_CONFIG,
+	PIN_PORTS,
+	PIN_LOCAL_ADDRS,
+	PIN_SK_STATE,
+	PIN_NR_MAPS,
+};
+
+extern const char *const pin_map_names[PIN_NR_MAPS];
+extern const char *const pin_prog_names[2];
+
+struct pinned {
+	int maps[PIN_NR_MAPS]; /* -1 when absent */
+};
+
+/* Make sure @dir is a directory on bpffs: mount bpffs (on /sys/fs/bpf for
+ * paths below it, else on @dir itself) when none is mounted, then create
+ * @dir. */
+int pins_prepare(const char *dir);
+/* <dir>/<name> into @out. */
+int pins_path(char *out, size_t len, const char *dir, const char *name);
+/* Take the pin dir's lock (flock on the directory): -EWOULDBLOCK when
+ * another looplessd holds it. Returns the fd holding the lock. */
+int pins_lock(const char *dir);
+/* Open the pinned maps; -ENOENT when no datapath is pinned in @dir. */
+int pins_open(const char *dir, struct pinned *p);
+void pins_close(struct pinned *p);
+
+/* Calls @fn for each pinned cgroup link, stopping at the first non-zero
+ * return. @link_fd is owned by the caller of fn only during the call. */
+typedef int (*pins_link_fn)(const char *dir, const char *name, int link_fd, uint64_t cgroup_id,
+			    void *arg);
+int pins_for_each_link(const char *dir, pins_link_fn fn, void *arg);
+
+#endif

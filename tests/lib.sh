@@ -1,0 +1,125 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Shared helpers for tests and benches: every run gets its own netns, cgroup,
+# pin dir and temp dir, named loopless-<what>-<pid>-<n>, removed on exit.
+# Source it, then call env_setup; env_cleanup runs from the EXIT trap.
+
+: "${BUILD:=build}"
+LOOPLESSD=${LOOPLESSD:-$BUILD/looplessd}
+LOOPLESS=${LOOPLESS:-$BUILD/loopless}
+LLTRAFFIC=${LLTRAFFIC:-$BUILD/lltraffic}
+
+die() { echo "FAIL: $*" >&2; exit 1; }
+log() { echo "  $*"; }
+
+cgroup2_root() {
+	awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo
+}
+
+# env_setup NAME: creates $NS (netns with lo up), $CG (cgroup v2 dir),
+# $PIN (bpffs pin dir path, created by looplessd), $TMP, and sets the trap.
+env_setup() {
+	local name=$1
+	ENV_ID="loopless-$name-$$"
+	NS="$ENV_ID"
+	CG2=$(cgroup2_root)
+	[ -n "$CG2" ] || die "no cgroup2 mount"
+	CG="$CG2/$ENV_ID"
+	PIN="/sys/fs/bpf/$ENV_ID"
+	TMP=$(mktemp -d "/tmp/$ENV_ID.XXXXXX")
+	EXTRA_NS=()
+	DAEMON_PID=
+	trap env_cleanup EXIT
+	ip netns add "$NS" || die "ip netns add $NS"
+	ip -n "$NS" link set lo up
+	mkdir "$CG" || die "mkdir $CG"
+}
+
+env_cleanup() {
+	local rc=$?
+	set +e
+	stop_daemon KILL
+	[ -d "$PIN" ] && "$LOOPLESS" --pin-dir "$PIN" uninstall >/dev/null 2>&1
+	[ -d "$PIN" ] && rm -rf "$PIN"
+	if [ -d "$CG" ]; then
+		# Children first: tests may create sub-cgroups.
+		find "$CG" -mindepth 1 -depth -type d 2>/dev/null | while read -r d; do
+			kill_cgroup "$d"; rmdir "$d"; done
+		kill_cgroup "$CG"
+		rmdir "$CG" 2>/dev/null || { sleep 0.2; rmdir "$CG"; }
+	fi
+	for ns in "$NS" "${EXTRA_NS[@]}"; do
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+		ip netns del "$ns" 2>/dev/null
+	done
+	rm -rf "$TMP"
+	exit $rc
+}
+
+kill_cgroup() {
+	local pid
+	[ -f "$1/cgroup.procs" ] || return 0
+	for pid in $(cat "$1/cgroup.procs"); do kill -9 "$pid" 2>/dev/null; done
+	for _ in $(seq 50); do [ -s "$1/cgroup.procs" ] || return 0; sleep 0.05; done
+}
+
+add_netns() {
+	local ns="$ENV_ID-$1"
+	ip netns add "$ns" || die "ip netns add $ns"
+	ip -n "$ns" link set lo up
+	EXTRA_NS+=("$ns")
+	echo "$ns"
+}
+
+# start_daemon [looplessd args...]: starts looplessd on $PIN (and $CG unless
+# a --cgroup or --config is given) and waits until it is attached.
+start_daemon() {
+	local args=("$@") i
+	case " ${args[*]} " in
+	*" --cgroup "* | *" --config "* | *" -c "*) ;;
+	*) args+=(--cgroup "$CG") ;;
+	esac
+	case " ${args[*]} " in
+	*" --config "* | *" -c "*) ;;
+	*) args+=(--config /dev/null) ;;
+	esac
+	"$LOOPLESSD" --pin-dir "$PIN" "${args[@]}" >>"$TMP/looplessd.log" 2>&1 &
+	DAEMON_PID=$!
+	for i in $(seq 100); do
+		if "$LOOPLESS" --pin-dir "$PIN" status >/dev/null 2>&1 &&
+			grep -q "datapath in" "$TMP/looplessd.log"; then
+			return 0
+		fi
+		kill -0 "$DAEMON_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	cat "$TMP/looplessd.log" >&2
+	die "looplessd did not become ready"
+}
+
+stop_daemon() {
+	local sig=${1:-TERM}
+	[ -n "$DAEMON_PID" ] || return 0
+	kill -"$sig" "$DAEMON_PID" 2>/dev/null
+	wait "$DAEMON_PID" 2>/dev/null
+	DAEMON_PID=
+}
+
+# in_ns_cg NS CGROUP CMD...: run CMD inside netns NS as a member of CGROUP
+# ("" for none). The cgroup is joined before `ip netns exec`, which remounts
+# /sys in a new mount namespace (the cgroup2 mount may not be visible there).
+in_ns_cg() {
+	local ns=$1 cg=$2
+	shift 2
+	if [ -n "$cg" ]; then
+		sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" ip netns exec "$ns" "$@"
+	else
+		ip netns exec "$ns" "$@"
+	fi
+}
+
+stat_json() { "$LOOPLESS" --pin-dir "$PIN" stats --json; }
+counter() { stat_json | jq -r ".$1"; }
+lo_rx() { ip netns exec "${1:-$NS}" cat /sys/class/net/lo/statistics/rx_packets; }
+
+# kv LINE KEY: value of key=value in an lltraffic output line.
+kv() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
