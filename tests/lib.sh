@@ -62,12 +62,13 @@ kill_cgroup() {
 	for _ in $(seq 50); do [ -s "$1/cgroup.procs" ] || return 0; sleep 0.05; done
 }
 
+# add_netns NAME: another netns, removed with the rest; its name in $NEW_NS
+# (not printed: a $(...) subshell would lose it from the cleanup list).
 add_netns() {
-	local ns="$ENV_ID-$1"
-	ip netns add "$ns" || die "ip netns add $ns"
-	ip -n "$ns" link set lo up
-	EXTRA_NS+=("$ns")
-	echo "$ns"
+	NEW_NS="$ENV_ID-$1"
+	EXTRA_NS+=("$NEW_NS")
+	ip netns add "$NEW_NS" || die "ip netns add $NEW_NS"
+	ip -n "$NEW_NS" link set lo up
 }
 
 # start_daemon [looplessd args...]: starts looplessd on $PIN (and $CG unless
