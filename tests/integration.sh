@@ -288,3 +288,33 @@ t_cli() {
 	"$LOOPLESS" --pin-dir "$TMP/none" status >/dev/null 2>&1 && die "status on nothing exits 0"
 	true
 }
+
+# Runtime errors a user can act on: one line, exit 1, nothing left behind.
+t_runtime_errors() {
+	local out rc
+	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
+		"$LOOPLESSD" --config /dev/null --cgroup "$CG" --pin-dir "$PIN" 2>&1)
+	rc=$?
+	[ $rc -eq 1 ] || die "unprivileged: exit $rc ($out)"
+	grep -q "missing capability CAP_SYS_ADMIN" <<<"$out" || die "unprivileged: \"$out\""
+	[ ! -e "$PIN" ] || die "unprivileged run created $PIN"
+	log "$out"
+
+	out=$("$LOOPLESSD" --config /dev/null --cgroup "$CG" --pin-dir /proc/loopless-nope 2>&1)
+	rc=$?
+	[ $rc -eq 1 ] || die "unusable pin dir: exit $rc ($out)"
+	grep -q "cannot use /proc/loopless-nope as a bpffs pin directory" <<<"$out" ||
+		die "unusable pin dir: \"$out\""
+	log "$out"
+
+	# A second daemon on the same pin dir refuses; the first keeps running.
+	start_daemon
+	out=$("$LOOPLESSD" --config /dev/null --cgroup "$CG" --pin-dir "$PIN" 2>&1)
+	rc=$?
+	[ $rc -eq 1 ] || die "second daemon: exit $rc ($out)"
+	grep -q "in use by another looplessd" <<<"$out" || die "second daemon: \"$out\""
+	kill -0 "$DAEMON_PID" || die "the first daemon died"
+	"$LOOPLESS" --pin-dir "$PIN" status >/dev/null || die "datapath gone after second daemon"
+	[ "$(bpftool cgroup show "$CG" | grep -c sock_ops)" -eq 1 ] || die "double attachment"
+	log "$out"
+}
