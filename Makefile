@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # loopless: non-recursive build (libbpf-bootstrap conventions).
 #   make            build/looplessd, build/loopless, test helpers
-#   make deps       install build and test dependencies (apt-get, idempotent)
+#   make deps       install build and test dependencies (apt-get, npm ci; idempotent)
+#   make install    PREFIX=/usr/local DESTDIR= : binaries, systemd unit, man pages,
+#                   /etc/loopless/looplessd.conf (kept if present); make uninstall
 #   make test       unit + integration tests (root, real kernel)
 #   make demo       a redirected local connection and its counters
 #   make SANITIZE=1 build with ASan/UBSan
@@ -32,6 +34,7 @@ LIBBPF_LIBS = $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf -lel
 INIH_LIBS = $(shell $(PKG_CONFIG) --libs inih 2>/dev/null || echo -linih)
 SYSTEMD_LIBS = $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null || echo -lsystemd)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
+MHD_LIBS = $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ibpf -I$(OBJ)
 
@@ -48,7 +51,7 @@ endif
 .PHONY: all deps test unit integration demo install uninstall clean format
 
 APPS := $(OUTPUT)/looplessd $(OUTPUT)/loopless
-TEST_BINS := $(OUTPUT)/lltraffic $(OUTPUT)/test_config $(OUTPUT)/test_key
+TEST_BINS := $(OUTPUT)/lltraffic $(OUTPUT)/test_config $(OUTPUT)/test_key $(OUTPUT)/test_counters
 
 all: $(APPS) $(TEST_BINS)
 
@@ -80,9 +83,9 @@ $(OBJ)/%.o: daemon/%.c $(wildcard daemon/*.h) bpf/loopless.h | $(OBJ)
 # Files that include the skeleton.
 $(OBJ)/looplessd.o $(OBJ)/datapath.o: $(OBJ)/loopless.skel.h
 
-$(OUTPUT)/looplessd: $(OBJ)/looplessd.o $(COMMON_OBJS) | $(OUTPUT)
+$(OUTPUT)/looplessd: $(OBJ)/looplessd.o $(OBJ)/metrics.o $(COMMON_OBJS) | $(OUTPUT)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(LDFLAGS) $^ $(LIBBPF_LIBS) $(INIH_LIBS) $(SYSTEMD_LIBS) -lcap -o $@
+	$(Q)$(CC) $(LDFLAGS) $^ $(LIBBPF_LIBS) $(INIH_LIBS) $(SYSTEMD_LIBS) $(MHD_LIBS) -lcap -o $@
 
 $(OUTPUT)/loopless: $(OBJ)/loopless.o $(COMMON_OBJS) | $(OUTPUT)
 	$(call msg,LINK,$@)
@@ -96,27 +99,50 @@ $(OUTPUT)/test_config: tests/unit/test_config.c $(OBJ)/config.o | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(INIH_LIBS) $(CMOCKA_LIBS)
 
+$(OUTPUT)/test_counters: tests/unit/test_counters.c $(OBJ)/counters.o | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LIBBPF_LIBS) $(CMOCKA_LIBS)
+
 $(OUTPUT)/test_key: tests/unit/test_key.c bpf/loopless.h | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(CMOCKA_LIBS)
 
 # Debian 12 packages for building, testing and benchmarking. Only what is
-# missing is installed, so a second run changes nothing.
+# missing is installed, so a second run changes nothing. Besides them:
+# promtool (tests check /metrics with it) is taken out of Debian's prometheus
+# package into .deps/bin rather than installing that package, which would
+# also enable a Prometheus server; the manifest and Dockerfile checks use the
+# npm packages pinned in package-lock.json (node_modules/).
 DEPS := make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
-	libinih-dev libsystemd-dev libcap-dev libcmocka-dev iproute2 procps util-linux jq \
-	gnuplot-nox iperf3 coreutils
+	libinih-dev libsystemd-dev libcap-dev libcmocka-dev libmicrohttpd-dev iproute2 procps \
+	util-linux jq gnuplot-nox iperf3 coreutils curl python3 systemd systemd-container groff-base \
+	man-db yamllint nodejs
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q 'install ok installed' || echo $$p; done); \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else echo "deps: all installed"; fi
+	@if command -v promtool >/dev/null || [ -x .deps/bin/promtool ]; then \
+		echo "deps: promtool present"; \
+	else \
+		echo "deps: promtool from Debian's prometheus package into .deps/bin"; \
+		d=$$(mktemp -d) && (cd $$d && apt-get download -q prometheus 2>/dev/null) && \
+		dpkg-deb --fsys-tarfile $$d/prometheus_*.deb | tar -x -C $$d ./usr/bin/promtool && \
+		mkdir -p .deps/bin && mv $$d/usr/bin/promtool .deps/bin/ && rm -rf $$d; \
+	fi
+	@if [ node_modules/.package-lock.json -nt package-lock.json ]; then \
+		echo "deps: node_modules up to date"; \
+	else \
+		npm ci --no-audit --no-fund --loglevel=error; \
+	fi
 
 test: all
 	$(Q)tests/run.sh $(OUTPUT)
 
-unit: $(OUTPUT)/test_config $(OUTPUT)/test_key
+unit: $(OUTPUT)/test_config $(OUTPUT)/test_key $(OUTPUT)/test_counters
 	$(Q)tests/run.sh --unit-only $(OUTPUT)
 
 integration: all
@@ -125,16 +151,49 @@ integration: all
 demo: all
 	$(Q)tests/demo.sh $(OUTPUT)
 
-install: $(APPS)
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/loopless
-	install -m 0755 $(OUTPUT)/looplessd $(DESTDIR)$(PREFIX)/sbin/looplessd
-	install -m 0755 $(OUTPUT)/loopless $(DESTDIR)$(PREFIX)/sbin/loopless
-	test -e $(DESTDIR)/etc/loopless/looplessd.conf || \
-		install -m 0644 config/looplessd.conf $(DESTDIR)/etc/loopless/looplessd.conf
+# Installation. The unit's ExecStart follows SBINDIR; the configuration
+# goes to /etc/loopless (where looplessd looks) and is never overwritten.
+# systemd reads units from both /usr/lib and /usr/local/lib/systemd/system.
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+CONFDIR := /etc/loopless
+PIN_DIR ?= /sys/fs/bpf/loopless
 
+install: $(APPS)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(CONFDIR)
+	install -m 0755 $(OUTPUT)/looplessd $(OUTPUT)/loopless $(DESTDIR)$(SBINDIR)/
+	sed 's|/usr/local/sbin/|$(SBINDIR)/|g' deploy/looplessd.service \
+		> $(DESTDIR)$(UNITDIR)/looplessd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/looplessd.service
+	install -m 0644 man/looplessd.8 man/loopless.8 $(DESTDIR)$(MANDIR)/man8/
+	test -e $(DESTDIR)$(CONFDIR)/looplessd.conf || \
+		install -m 0644 config/looplessd.conf $(DESTDIR)$(CONFDIR)/looplessd.conf
+	@[ -n "$(DESTDIR)" ] || [ ! -d /run/systemd/system ] || \
+		echo "next: systemctl daemon-reload && systemctl enable --now looplessd"
+
+# On the running system (no DESTDIR) first stop the service and remove the
+# datapath (`loopless uninstall`, when one is pinned in PIN_DIR). The
+# configuration stays if it was edited.
 uninstall:
-	-[ -x $(DESTDIR)$(PREFIX)/sbin/loopless ] && $(DESTDIR)$(PREFIX)/sbin/loopless uninstall
-	rm -f $(DESTDIR)$(PREFIX)/sbin/looplessd $(DESTDIR)$(PREFIX)/sbin/loopless
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ] && \
+		systemctl is-enabled --quiet looplessd.service 2>/dev/null; then \
+		echo "systemctl disable --now looplessd"; systemctl disable --now looplessd.service; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && [ -d "$(PIN_DIR)" ] && [ -x $(SBINDIR)/loopless ]; then \
+		echo "$(SBINDIR)/loopless --pin-dir $(PIN_DIR) uninstall"; \
+		$(SBINDIR)/loopless --pin-dir $(PIN_DIR) uninstall; \
+	fi
+	rm -f $(DESTDIR)$(SBINDIR)/looplessd $(DESTDIR)$(SBINDIR)/loopless \
+		$(DESTDIR)$(UNITDIR)/looplessd.service \
+		$(DESTDIR)$(MANDIR)/man8/looplessd.8 $(DESTDIR)$(MANDIR)/man8/loopless.8
+	@if cmp -s config/looplessd.conf $(DESTDIR)$(CONFDIR)/looplessd.conf; then \
+		rm -f $(DESTDIR)$(CONFDIR)/looplessd.conf; rmdir $(DESTDIR)$(CONFDIR) 2>/dev/null; \
+	elif [ -e $(DESTDIR)$(CONFDIR)/looplessd.conf ]; then \
+		echo "kept $(DESTDIR)$(CONFDIR)/looplessd.conf (edited; remove it by hand)"; \
+	fi; true
+	@[ -n "$(DESTDIR)" ] || [ ! -d /run/systemd/system ] || systemctl daemon-reload
 
 format:
 	clang-format -i bpf/*.c bpf/*.h daemon/*.c daemon/*.h tests/*.c tests/unit/*.c

@@ -452,6 +452,92 @@ int config_parse_addrs(const char *s, struct local_addr *out, int max, int *n, c
 	return r;
 }
 
+int config_parse_metrics(const char *s, struct metrics_addr *out, char *err, size_t errlen)
+{
+	char host[INET6_ADDRSTRLEN], q[QUOTE_MAX];
+	struct metrics_addr m = {};
+	const char *colon, *port;
+	unsigned long num;
+	size_t hlen;
+	int r;
+
+	if (!s || !out)
+		return fail(err, errlen, "invalid arguments");
+	if (!*s) {
+		*out = m; /* off */
+		return 0;
+	}
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (!close)
+			return fail(err, errlen, "\"%s\": missing \"]\" after the IPv6 address",
+				    quote_str(q, sizeof(q), s));
+		if (close[1] != ':')
+			return fail(
+				err, errlen,
+				"\"%s\": missing port (expected [ADDRESS]:PORT, e.g. [::1]:9464)",
+				quote_str(q, sizeof(q), s));
+		hlen = (size_t)(close - s - 1);
+		if (hlen >= sizeof(host))
+			goto bad_host6;
+		memcpy(host, s + 1, hlen);
+		host[hlen] = '\0';
+		if (inet_pton(AF_INET6, host, m.addr) != 1)
+			goto bad_host6;
+		m.family = AF_INET6;
+		port = close + 2;
+	} else {
+		colon = strchr(s, ':');
+		if (!colon)
+			return fail(
+				err, errlen,
+				"\"%s\": missing port (expected ADDRESS:PORT, e.g. 127.0.0.1:9464)",
+				quote_str(q, sizeof(q), s));
+		if (strchr(colon + 1, ':'))
+			return fail(err, errlen,
+				    "\"%s\": write an IPv6 address in brackets, e.g. [::1]:9464",
+				    quote_str(q, sizeof(q), s));
+		hlen = (size_t)(colon - s);
+		if (hlen < sizeof(host)) {
+			memcpy(host, s, hlen);
+			host[hlen] = '\0';
+		}
+		if (hlen >= sizeof(host) || inet_pton(AF_INET, host, m.addr) != 1)
+			return fail(
+				err, errlen,
+				"\"%s\" is not an IPv4 address (expected e.g. 127.0.0.1:9464 or "
+				"[::1]:9464; host names are not resolved)",
+				quote(q, sizeof(q), s, hlen));
+		m.family = AF_INET;
+		port = colon + 1;
+	}
+	r = parse_uint(port, strlen(port), 65535, &num);
+	if (r == -ERANGE)
+		return fail(err, errlen, "port \"%s\" out of range (0-65535)",
+			    quote_str(q, sizeof(q), port));
+	if (r)
+		return fail(err, errlen, "bad port \"%s\" (expected a number from 0 to 65535)",
+			    quote_str(q, sizeof(q), port));
+	m.port = (uint16_t)num;
+	m.enabled = true;
+	inet_ntop(m.family, m.addr, host, sizeof(host));
+	snprintf(m.text, sizeof(m.text), m.family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, m.port);
+	*out = m;
+	return 0;
+
+bad_host6:
+	return fail(err, errlen, "\"%s\" is not an IPv6 address (expected e.g. [::1]:9464)",
+		    quote(q, sizeof(q), s + 1, strcspn(s + 1, "]")));
+}
+
+bool config_metrics_equal(const struct metrics_addr *a, const struct metrics_addr *b)
+{
+	if (!a->enabled || !b->enabled)
+		return a->enabled == b->enabled;
+	return a->family == b->family && a->port == b->port && !memcmp(a->addr, b->addr, 16);
+}
+
 int config_parse_log_level(const char *s, enum log_level *out)
 {
 	size_t i;
@@ -481,6 +567,7 @@ enum key_kind {
 	KEY_CGROUP,
 	KEY_LOG_LEVEL,
 	KEY_MAX_SOCKETS,
+	KEY_METRICS,
 	KEY_INCLUDE_PORTS,
 	KEY_EXCLUDE_PORTS,
 	KEY_LOCAL_ADDRS,
@@ -496,6 +583,7 @@ static const struct key_def {
 	{ "daemon", "cgroup", KEY_CGROUP, true },
 	{ "daemon", "log_level", KEY_LOG_LEVEL, false },
 	{ "daemon", "max_sockets", KEY_MAX_SOCKETS, false },
+	{ "daemon", "metrics", KEY_METRICS, false },
 	{ "datapath", "include_ports", KEY_INCLUDE_PORTS, true },
 	{ "datapath", "exclude_ports", KEY_EXCLUDE_PORTS, true },
 	{ "datapath", "local_addrs", KEY_LOCAL_ADDRS, true },
@@ -667,6 +755,9 @@ static int apply_key(struct parse_state *st, const struct key_def *key, const ch
 			return -EINVAL;
 		}
 		cfg->max_sockets = (uint32_t)num;
+		break;
+	case KEY_METRICS:
+		r = config_parse_metrics(value, &cfg->metrics, msg, sizeof(msg));
 		break;
 	/* A key line replaces the list, a continuation line extends it. */
 	case KEY_INCLUDE_PORTS:

@@ -19,6 +19,7 @@
 #define CONFIG_MAX_LOCAL_ADDRS 256 /* == LL_MAX_LOCAL_ADDRS */
 #define CONFIG_PATH_MAX 4096
 #define CONFIG_ERR_MAX 512
+#define CONFIG_METRICS_TEXT_MAX 56 /* "[" INET6_ADDRSTRLEN "]:65535" */
 
 enum log_level {
 	LOG_LEVEL_ERROR,
@@ -34,6 +35,15 @@ struct port_range {
 struct local_addr {
 	int family; /* AF_INET or AF_INET6 as written */
 	uint8_t addr[16]; /* IPv4 stored v4-mapped (::ffff:a.b.c.d), network order */
+};
+
+/* Where the metrics endpoint listens ("metrics" in [daemon]). */
+struct metrics_addr {
+	bool enabled; /* false: no endpoint (the default, an empty value) */
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t addr[16]; /* network order; IPv4 uses the first 4 bytes */
+	uint16_t port; /* host order; 0: any free port (looplessd logs which) */
+	char text[CONFIG_METRICS_TEXT_MAX]; /* canonical: "127.0.0.1:9464", "[::1]:9464" */
 };
 
 struct config {
@@ -54,6 +64,7 @@ struct config {
 	int n_exclude_ports;
 	struct local_addr local_addrs[CONFIG_MAX_LOCAL_ADDRS];
 	int n_local_addrs;
+	struct metrics_addr metrics;
 	char source[CONFIG_PATH_MAX]; /* file the values came from, "" for defaults */
 };
 
@@ -86,6 +97,11 @@ int config_parse_ports(const char *s, struct port_range *out, int max, int *n, c
 /* "10.0.0.5, fd00::1, ::ffff:192.0.2.1"; empty clears the list. */
 int config_parse_addrs(const char *s, struct local_addr *out, int max, int *n, char *err,
 		       size_t errlen);
+/* "127.0.0.1:9464", "[::1]:9464" (IP literals only, IPv6 in brackets, port
+ * 0-65535); empty: off. */
+int config_parse_metrics(const char *s, struct metrics_addr *out, char *err, size_t errlen);
+/* Same address and port (an empty one equals any other empty one). */
+bool config_metrics_equal(const struct metrics_addr *a, const struct metrics_addr *b);
 int config_parse_log_level(const char *s, enum log_level *out);
 const char *config_log_level_name(enum log_level level);
 

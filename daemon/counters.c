@@ -1,21 +1,56 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "counters.h"
 
-/* The names are the stable interface of `loopless stats --json`. */
-const char *const counter_names[LL_CNT_MAX] = {
-	[LL_CNT_REDIRECTED_MSGS] = "redirected_msgs",
-	[LL_CNT_REDIRECTED_BYTES] = "redirected_bytes",
-	[LL_CNT_PASSED_MSGS] = "passed_msgs",
-	[LL_CNT_PASSED_BYTES] = "passed_bytes",
-	[LL_CNT_TCP_PINNED] = "tcp_pinned",
-	[LL_CNT_SOCKETS_INSERTED] = "sockets_inserted",
-	[LL_CNT_INSERT_ERRORS] = "insert_errors",
-	[LL_CNT_SKIPPED_REMOTE] = "skipped_remote",
-	[LL_CNT_SKIPPED_PORT] = "skipped_port",
+/*
+ * Keys are the stable interface of `loopless stats --json`; metric names
+ * follow the Prometheus conventions (a loopless_ prefix, the unit, _total
+ * on counters). Entries of one metric family must differ in their label.
+ * A new counter in enum ll_counter needs its line here: test_counters
+ * fails on a missing one.
+ */
+const struct stat_def stat_defs[STAT_NR] = {
+	[LL_CNT_REDIRECTED_MSGS] = { "redirected_msgs", "loopless_redirected_messages_total", NULL,
+				     STAT_COUNTER,
+				     "Messages (one per send) moved straight into the peer "
+				     "socket's receive queue." },
+	[LL_CNT_REDIRECTED_BYTES] = { "redirected_bytes", "loopless_redirected_bytes_total", NULL,
+				      STAT_COUNTER,
+				      "Bytes moved straight into the peer socket's receive queue." },
+	[LL_CNT_PASSED_MSGS] = { "passed_msgs", "loopless_passed_messages_total", NULL,
+				 STAT_COUNTER,
+				 "Messages of sockets in the sockhash sent on the normal TCP path "
+				 "(peer not in the sockhash, or the direction is on TCP)." },
+	[LL_CNT_PASSED_BYTES] = { "passed_bytes", "loopless_passed_bytes_total", NULL, STAT_COUNTER,
+				  "Bytes of sockets in the sockhash sent on the normal TCP path." },
+	[LL_CNT_TCP_PINNED] = { "tcp_pinned", "loopless_tcp_pinned_messages_total", NULL,
+				STAT_COUNTER,
+				"Messages kept on TCP because earlier bytes of their direction "
+				"took TCP (redirected bytes would overtake them)." },
+	[LL_CNT_SOCKETS_INSERTED] = { "sockets_inserted", "loopless_sockets_inserted_total", NULL,
+				      STAT_COUNTER,
+				      "Sockets added to the sockhash (two per accelerated "
+				      "connection)." },
+	[LL_CNT_INSERT_ERRORS] = { "insert_errors", "loopless_insert_errors_total", NULL,
+				   STAT_COUNTER,
+				   "Sockets that could not enter the sockhash (full, a ULP such as "
+				   "kTLS, MPTCP); they stay on TCP." },
+	[LL_CNT_SKIPPED_REMOTE] = { "skipped_remote", "loopless_sockets_skipped_total",
+				    "reason=\"remote\"", STAT_COUNTER,
+				    "Established sockets left on TCP: reason=remote, the peer "
+				    "cannot be on this host; reason=port, include_ports or "
+				    "exclude_ports." },
+	[LL_CNT_SKIPPED_PORT] = { "skipped_port", "loopless_sockets_skipped_total",
+				  "reason=\"port\"", STAT_COUNTER, NULL },
+	[STAT_SOCKETS] = { "sockets", "loopless_active_sockets", NULL, STAT_GAUGE,
+			   "Sockets in the sockhash now (two per accelerated connection)." },
+	[STAT_MAX_SOCKETS] = { "max_sockets", "loopless_map_capacity", NULL, STAT_GAUGE,
+			       "Capacity of the sockhash (max_sockets)." },
 };
 
 int counters_read(int map_fd, uint64_t out[LL_CNT_MAX])
@@ -43,4 +78,79 @@ int counters_read(int map_fd, uint64_t out[LL_CNT_MAX])
 	}
 	free(vals);
 	return 0;
+}
+
+int sockhash_count(int sockhash_fd, uint32_t *n)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	struct ll_key key, next;
+	void *prev = NULL;
+	uint32_t count = 0;
+
+	if (bpf_obj_get_info_by_fd(sockhash_fd, &info, &len))
+		return -errno;
+	/* A key deleted under the walk restarts it at the first bucket
+	 * (sock_hash_get_next_key), so sockets closing meanwhile could make it
+	 * count some twice, or walk for long: stop at the capacity. */
+	while (count < info.max_entries && !bpf_map_get_next_key(sockhash_fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		count++;
+	}
+	if (count < info.max_entries && errno != ENOENT)
+		return -errno;
+	*n = count;
+	return 0;
+}
+
+int stats_read(int counters_fd, int sockhash_fd, uint64_t out[STAT_NR])
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	uint32_t n;
+	int err;
+
+	err = counters_read(counters_fd, out);
+	if (err)
+		return err;
+	err = sockhash_count(sockhash_fd, &n);
+	if (err)
+		return err;
+	if (bpf_obj_get_info_by_fd(sockhash_fd, &info, &len))
+		return -errno;
+	out[STAT_SOCKETS] = n;
+	out[STAT_MAX_SOCKETS] = info.max_entries;
+	return 0;
+}
+
+int stats_write_prometheus(FILE *f, const uint64_t v[STAT_NR])
+{
+	int i, j;
+
+	for (i = 0; i < STAT_NR; i++) {
+		const struct stat_def *d = &stat_defs[i];
+
+		if (!d->metric)
+			continue; /* a counter without its line (test_counters says) */
+		/* Each family once, at its first entry, with all its samples. */
+		for (j = 0;
+		     j < i && (!stat_defs[j].metric || strcmp(stat_defs[j].metric, d->metric)); j++)
+			;
+		if (j < i)
+			continue;
+		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", d->metric, d->help, d->metric,
+			d->type == STAT_COUNTER ? "counter" : "gauge");
+		for (j = i; j < STAT_NR; j++) {
+			const struct stat_def *e = &stat_defs[j];
+
+			if (!e->metric || strcmp(e->metric, d->metric))
+				continue;
+			if (e->label)
+				fprintf(f, "%s{%s} %" PRIu64 "\n", e->metric, e->label, v[j]);
+			else
+				fprintf(f, "%s %" PRIu64 "\n", e->metric, v[j]);
+		}
+	}
+	return ferror(f) ? -EIO : 0;
 }

@@ -36,7 +36,9 @@ static void usage(FILE *f)
 		"Commands:\n"
 		"  status      is the datapath loaded and attached; to which cgroups; map fill\n"
 		"              (exit 0 when attached, 1 otherwise)\n"
-		"  stats       the datapath's counters, summed over CPUs\n"
+		"  stats       the datapath's counters, summed over CPUs, and the sockhash's\n"
+		"              fill (sockets) and capacity (max_sockets); looplessd's\n"
+		"              metrics endpoint serves the same numbers\n"
 		"  conns       the accelerated sockets: netns cookie, family, local and remote\n"
 		"              address:port, socket cookie (match with `ss -tie`)\n"
 		"  uninstall   detach from every cgroup, return every socket to plain TCP and\n"
@@ -90,20 +92,6 @@ static void fmt_endpoint(char *out, size_t len, __u32 family, const __u32 addr[4
 	}
 }
 
-static int count_entries(int fd, uint32_t *n)
-{
-	struct ll_key key, next;
-	void *prev = NULL;
-
-	*n = 0;
-	while (!bpf_map_get_next_key(fd, prev, &next)) {
-		key = next;
-		prev = &key;
-		(*n)++;
-	}
-	return errno == ENOENT ? 0 : -errno;
-}
-
 struct status_links {
 	const struct opts *o;
 	char mnt[CONFIG_PATH_MAX];
@@ -124,7 +112,8 @@ static int print_link(const char *dir, const char *name, int link_fd, uint64_t c
 	if (!s->mnt[0] || cgroup_path_of(s->mnt, cgroup_id, path, sizeof(path)))
 		snprintf(path, sizeof(path), "(cgroup id %" PRIu64 ")", cgroup_id);
 	if (s->o->json)
-		printf("%s{\"path\":\"%s\",\"cgroup_id\":%" PRIu64 ",\"link_id\":%u,\"prog_id\":%u}",
+		printf("%s{\"path\":\"%s\",\"cgroup_id\":%" PRIu64
+		       ",\"link_id\":%u,\"prog_id\":%u}",
 		       s->n ? "," : "", path, cgroup_id, info.id, info.prog_id);
 	else
 		printf("  cgroup:   %s (id %" PRIu64 ", link %u, prog %u)\n", path, cgroup_id,
@@ -153,7 +142,7 @@ static int cmd_status(const struct opts *o)
 		return 1;
 	}
 	bpf_obj_get_info_by_fd(p.maps[PIN_SOCK_HASH], &info, &len);
-	count_entries(p.maps[PIN_SOCK_HASH], &fill);
+	sockhash_count(p.maps[PIN_SOCK_HASH], &fill);
 	/* BPF_PROG_QUERY on a sockmap (kernel 5.19+) lists its verdict prog. */
 	if (bpf_prog_query(p.maps[PIN_SOCK_HASH], BPF_SK_MSG_VERDICT, 0, &attach_flags, prog_ids,
 			   &n_progs))
@@ -173,9 +162,9 @@ static int cmd_status(const struct opts *o)
 		printf("sockets:    %u of %u in the sockhash\n", fill, info.max_entries);
 		pins_for_each_link(o->pin_dir, print_link, &s);
 		attached = s.n > 0 && n_progs > 0;
-		printf("loopless:   %s\n",
-		       attached ? "attached" : s.n ? "loaded, sk_msg not attached" :
-						   "loaded, attached to no cgroup");
+		printf("loopless:   %s\n", attached ? "attached" :
+					   s.n	    ? "loaded, sk_msg not attached" :
+						      "loaded, attached to no cgroup");
 	}
 	pins_close(&p);
 	return attached ? 0 : 1;
@@ -183,23 +172,31 @@ static int cmd_status(const struct opts *o)
 
 static int cmd_stats(const struct opts *o)
 {
-	uint64_t c[LL_CNT_MAX];
+	uint64_t v[STAT_NR];
 	struct pinned p;
 	int i, err;
 
 	if (open_pins(o, &p))
 		return 1;
-	err = counters_read(p.maps[PIN_COUNTERS], c);
+	/* The same reader and names as looplessd's /metrics. */
+	err = stats_read(p.maps[PIN_COUNTERS], p.maps[PIN_SOCK_HASH], v);
 	pins_close(&p);
 	if (err) {
 		log_error("cannot read counters: %s", strerror(-err));
 		return 1;
 	}
-	for (i = 0; i < LL_CNT_MAX; i++) {
+	for (i = 0; i < STAT_NR; i++) {
+		const char *key = stat_defs[i].key;
+		char unnamed[32];
+
+		if (!key) {
+			snprintf(unnamed, sizeof(unnamed), "counter_%d", i);
+			key = unnamed;
+		}
 		if (o->json)
-			printf("%s\"%s\":%" PRIu64, i ? "," : "{", counter_names[i], c[i]);
+			printf("%s\"%s\":%" PRIu64, i ? "," : "{", key, v[i]);
 		else
-			printf("%-18s %" PRIu64 "\n", counter_names[i], c[i]);
+			printf("%-18s %" PRIu64 "\n", key, v[i]);
 	}
 	if (o->json)
 		printf("}\n");

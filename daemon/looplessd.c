@@ -7,18 +7,25 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/capability.h>
 #include <sys/signalfd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <systemd/sd-daemon.h>
 #include "cgroup.h"
 #include "config.h"
+#include "counters.h"
 #include "datapath.h"
 #include "log.h"
+#include "loopless.skel.h"
+#include "metrics.h"
 #include "pins.h"
 
 #define EXIT_USAGE 2
@@ -30,7 +37,19 @@ struct opts {
 	int n_cli_cgroups;
 	const char *pin_dir;
 	const char *log_level;
+	const char *metrics;
 	bool check;
+};
+
+/* What the event loop, reload and the metrics endpoint share. */
+struct daemon {
+	const struct opts *o;
+	struct config cfg; /* the running configuration */
+	struct datapath dp;
+	struct metrics *metrics; /* NULL: endpoint off */
+	char metrics_at[CONFIG_METRICS_TEXT_MAX]; /* where it listens, port resolved */
+	bool last_reload_ok;
+	time_t last_reload_ok_time; /* start, or the last reload applied */
 };
 
 static void usage(FILE *f)
@@ -42,9 +61,21 @@ static void usage(FILE *f)
 		"address) between processes in those cgroups then skip the TCP/IP stack: each\n"
 		"send goes straight into the peer socket's receive queue.\n"
 		"\n"
-		"Runs in the foreground. SIGHUP re-reads the configuration; SIGTERM/SIGINT exit\n"
-		"and leave the datapath pinned (live connections stay accelerated; starting\n"
-		"looplessd again adopts it). `loopless uninstall` removes everything.\n"
+		"Runs in the foreground (systemd Type=notify). SIGHUP re-reads the\n"
+		"configuration and applies it without dropping a connection: cgroups added or\n"
+		"removed, port lists, local addresses, log level, the metrics endpoint; a\n"
+		"configuration with an error is rejected (one log line naming file and line)\n"
+		"and the running one stays. SIGTERM/SIGINT exit and leave the datapath pinned\n"
+		"(live connections stay accelerated; starting looplessd again adopts it).\n"
+		"`loopless uninstall` removes everything.\n"
+		"\n"
+		"Metrics: with \"metrics = ADDRESS:PORT\" in [daemon] (or --metrics), an HTTP\n"
+		"endpoint serves GET /metrics (Prometheus text format: the counters of\n"
+		"`loopless stats`, sockets in the sockhash, its capacity, build info) and\n"
+		"GET /healthz (200 while the datapath is attached to every configured cgroup,\n"
+		"else 503). ADDRESS is an IP literal, IPv6 in brackets: 127.0.0.1:9464,\n"
+		"[::1]:9464, 0.0.0.0:9464 (every interface), [::]:9464 (both families).\n"
+		"Port 0 picks a free port, which the log names. Off by default (empty value).\n"
 		"\n"
 		"Options:\n"
 		"  -c, --config FILE     configuration file (default %s;\n"
@@ -53,9 +84,14 @@ static void usage(FILE *f)
 		"                        cgroup2 mount; repeatable; replaces the config's list\n"
 		"  -p, --pin-dir DIR     bpffs directory for pins (default %s)\n"
 		"  -l, --log-level LVL   error, warn, info or debug (default info)\n"
+		"  -m, --metrics ADDR    serve /metrics and /healthz on ADDR:PORT (\"\" for off);\n"
+		"                        replaces the config's \"metrics\"\n"
 		"  -n, --check           validate the configuration and exit\n"
 		"  -h, --help            show this help\n"
 		"  -V, --version         show the version\n"
+		"\n"
+		"Capabilities: CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON; CAP_SYS_ADMIN as well\n"
+		"when bpffs is not mounted where the pin directory goes (it is then mounted).\n"
 		"\n"
 		"Exit status: 0 stopped cleanly, 1 runtime error, 2 usage or configuration error.\n"
 		"\n"
@@ -65,7 +101,10 @@ static void usage(FILE *f)
 		"  looplessd --config /etc/loopless/looplessd.conf --check\n"
 		"      validate a configuration before `systemctl reload looplessd`\n"
 		"  looplessd --cgroup kubepods.slice --pin-dir /sys/fs/bpf/loopless\n"
-		"      every pod on a Kubernetes node\n",
+		"      every pod on a Kubernetes node\n"
+		"  looplessd --metrics 127.0.0.1:9464\n"
+		"      with Prometheus metrics on the loopback address: in another shell,\n"
+		"      curl -s http://127.0.0.1:9464/metrics\n",
 		CONFIG_DEFAULT_PATH, CONFIG_DEFAULT_PIN_DIR);
 }
 
@@ -76,6 +115,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "cgroup", required_argument, NULL, 'g' },
 		{ "pin-dir", required_argument, NULL, 'p' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "metrics", required_argument, NULL, 'm' },
 		{ "check", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -84,7 +124,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	int c;
 
 	o->config_path = CONFIG_DEFAULT_PATH;
-	while ((c = getopt_long(argc, argv, "c:g:p:l:nhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:g:p:l:m:nhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			o->config_path = optarg;
@@ -103,6 +143,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'l':
 			o->log_level = optarg;
+			break;
+		case 'm':
+			o->metrics = optarg;
 			break;
 		case 'n':
 			o->check = true;
@@ -164,6 +207,10 @@ static int build_config(const struct opts *o, struct config *cfg)
 		}
 		cfg->log_level = level;
 	}
+	if (o->metrics && config_parse_metrics(o->metrics, &cfg->metrics, err, sizeof(err))) {
+		log_error("--metrics: %s", err);
+		return EXIT_USAGE;
+	}
 	return 0;
 }
 
@@ -199,15 +246,20 @@ static int resolve_cgroups(const struct config *cfg, struct cgroup_target *out)
 	return 0;
 }
 
-/* Say which capability is missing rather than failing later with EPERM. */
+/*
+ * Say which capability is missing rather than failing later with EPERM (or
+ * with the feature probe's "kernel lacks sockops", which is what bpf()
+ * without CAP_BPF looks like). deploy/looplessd.service grants this set.
+ */
 static int check_caps(void)
 {
 	static const struct {
 		cap_value_t cap;
 		const char *name;
 	} need[] = {
-		{ CAP_SYS_ADMIN, "CAP_SYS_ADMIN (mount bpffs, pin, load BPF)" },
-		{ CAP_NET_ADMIN, "CAP_NET_ADMIN (attach to cgroups, sockmap)" },
+		{ CAP_BPF, "CAP_BPF (bpf(): maps, programs, pins)" },
+		{ CAP_NET_ADMIN, "CAP_NET_ADMIN (sockops/sk_msg programs, cgroup attach)" },
+		{ CAP_PERFMON, "CAP_PERFMON (the verifier's kernel pointer reads)" },
 	};
 	cap_flag_value_t v;
 	size_t i;
@@ -218,7 +270,9 @@ static int check_caps(void)
 		return -errno;
 	for (i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
 		if (cap_get_flag(caps, need[i].cap, CAP_EFFECTIVE, &v) || v != CAP_SET) {
-			log_error("missing capability %s: run as root", need[i].name);
+			log_error("missing capability %s: run as root (or grant CAP_BPF, "
+				  "CAP_NET_ADMIN and CAP_PERFMON)",
+				  need[i].name);
 			cap_free(caps);
 			return -EPERM;
 		}
@@ -227,73 +281,312 @@ static int check_caps(void)
 	return 0;
 }
 
-static void notify_status(const struct config *cfg, const char *state)
+static bool have_cap(cap_value_t cap)
 {
-	sd_notifyf(0, "%s\nSTATUS=%s: %d cgroup(s), pin dir %s", state,
-		   strcmp(state, "READY=1") ? "reloading" : "attached", cfg->n_cgroups,
-		   cfg->pin_dir);
+	cap_flag_value_t v = CAP_CLEAR;
+	cap_t caps = cap_get_proc();
+
+	if (caps) {
+		cap_get_flag(caps, cap, CAP_EFFECTIVE, &v);
+		cap_free(caps);
+	}
+	return v == CAP_SET;
 }
 
-static int reload(const struct opts *o, struct datapath *dp, struct config *cfg)
+static void notify_status(const struct daemon *d, const char *state)
 {
-	static struct cgroup_target cg[CONFIG_MAX_CGROUPS];
-	struct config next;
+	sd_notifyf(0, "%s\nSTATUS=attached: %d cgroup(s), pin dir %s, metrics %s", state,
+		   d->cfg.n_cgroups, d->cfg.pin_dir, d->metrics ? d->metrics_at : "off");
+}
+
+/* ---- the metrics endpoint's view of the daemon ---- */
+
+static int count_live_link(const char *dir, const char *name, int link_fd, uint64_t cgroup_id,
+			   void *arg)
+{
+	(void)dir;
+	(void)name;
+	(void)link_fd;
+	/* A link whose cgroup was removed reports cgroup id 0. */
+	if (cgroup_id)
+		(*(int *)arg)++;
+	return 0;
+}
+
+static int attached_cgroups(const struct daemon *d, int *n)
+{
+	*n = 0;
+	return pins_for_each_link(d->cfg.pin_dir, count_live_link, n);
+}
+
+static int render_metrics(FILE *f, void *arg)
+{
+	const struct daemon *d = arg;
+	uint64_t v[STAT_NR];
+	const char *p;
+	int err, n;
+
+	/* The same reader and names as `loopless stats`. */
+	err = stats_read(bpf_map__fd(d->dp.skel->maps.counters),
+			 bpf_map__fd(d->dp.skel->maps.sock_hash), v);
+	if (!err)
+		err = attached_cgroups(d, &n);
+	if (!err)
+		err = stats_write_prometheus(f, v);
+	if (err)
+		return err;
+	fprintf(f,
+		"# HELP loopless_attached_cgroups Cgroups the sockops program is attached to.\n"
+		"# TYPE loopless_attached_cgroups gauge\n"
+		"loopless_attached_cgroups %d\n"
+		"# HELP loopless_config_last_reload_successful Whether the last configuration "
+		"reload (SIGHUP) was applied (1) or rejected (0).\n"
+		"# TYPE loopless_config_last_reload_successful gauge\n"
+		"loopless_config_last_reload_successful %d\n"
+		"# HELP loopless_config_last_reload_success_timestamp_seconds When looplessd last "
+		"started or applied a reload, in seconds since the epoch.\n"
+		"# TYPE loopless_config_last_reload_success_timestamp_seconds gauge\n"
+		"loopless_config_last_reload_success_timestamp_seconds %lld\n"
+		"# HELP loopless_build_info The version of the running looplessd.\n"
+		"# TYPE loopless_build_info gauge\n"
+		"loopless_build_info{version=\"",
+		n, d->last_reload_ok, (long long)d->last_reload_ok_time);
+	/* A label value escapes '\', '"' and newlines. */
+	for (p = LOOPLESS_VERSION; *p; p++) {
+		if (*p == '\\' || *p == '"')
+			fputc('\\', f);
+		if (*p == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*p, f);
+	}
+	fputs("\"} 1\n", f);
+	return ferror(f) ? -EIO : 0;
+}
+
+static int health(char *why, size_t len, void *arg)
+{
+	const struct daemon *d = arg;
+	__u32 ids[4], n_ids = 4, flags;
+	int err, n;
+
+	if (bpf_prog_query(bpf_map__fd(d->dp.skel->maps.sock_hash), BPF_SK_MSG_VERDICT, 0, &flags,
+			   ids, &n_ids) ||
+	    !n_ids) {
+		snprintf(why, len, "the sk_msg program is not attached to the sockhash");
+		return -ENOENT;
+	}
+	err = attached_cgroups(d, &n);
+	if (err) {
+		snprintf(why, len, "cannot read the links in %s: %s", d->cfg.pin_dir,
+			 strerror(-err));
+		return err;
+	}
+	if (n < d->cfg.n_cgroups) {
+		snprintf(why, len, "attached to %d of %d configured cgroups (one was removed?)", n,
+			 d->cfg.n_cgroups);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* Serve on @fd (a metrics_listen() socket, taken over); logs once. */
+static int metrics_serve(struct daemon *d, int fd, const struct metrics_addr *a)
+{
+	static const struct metrics_ops ops = { .render = render_metrics, .health = health };
+	struct metrics_ops o = ops;
+	char at[CONFIG_METRICS_TEXT_MAX];
 	int err;
 
+	o.arg = d;
+	metrics_bound_text(fd, at, sizeof(at));
+	err = metrics_start(&d->metrics, fd, &o);
+	if (err) {
+		log_error("cannot start the metrics endpoint on %s: %s", a->text, strerror(-err));
+		d->metrics = NULL;
+		return err;
+	}
+	snprintf(d->metrics_at, sizeof(d->metrics_at), "%s", at);
+	log_info("metrics: serving http://%s/metrics and /healthz", at);
+	return 0;
+}
+
+static void metrics_off(struct daemon *d)
+{
+	if (!d->metrics)
+		return;
+	metrics_stop(d->metrics);
+	d->metrics = NULL;
+	log_info("metrics: stopped serving on %s", d->metrics_at);
+	d->metrics_at[0] = '\0';
+}
+
+/* One line for a listen error, naming where the address came from. */
+static void log_listen_error(const struct daemon *d, const struct config *cfg, int err)
+{
+	const char *fix = "fix \"metrics =\" in [daemon]";
+
+	if (d->o->metrics)
+		fix = "fix --metrics";
+	log_error("cannot listen on %s for metrics: %s (%s)", cfg->metrics.text, strerror(-err),
+		  fix);
+}
+
+/*
+ * Re-read the configuration and apply it, or keep the running one whole:
+ * everything that can fail without side effects (parsing, cgroup paths,
+ * binding a new metrics address) is done before anything changes.
+ */
+static int reload(struct daemon *d)
+{
+	static struct cgroup_target cg[CONFIG_MAX_CGROUPS];
+	struct config *cfg = &d->cfg, next;
+	bool metrics_change, old_stopped = false;
+	int err, new_fd = -1;
+
 	sd_notify(0, "RELOADING=1");
-	log_info("reloading %s", o->config_path);
-	if (build_config(o, &next) || resolve_cgroups(&next, cg)) {
+	log_info("reloading %s", d->o->config_path);
+	if (build_config(d->o, &next) || resolve_cgroups(&next, cg)) {
 		log_error("configuration rejected, keeping the running one");
-		goto keep;
+		goto reject;
 	}
 	if (strcmp(next.pin_dir, cfg->pin_dir)) {
-		log_error("pin_dir cannot change on reload (restart looplessd), keeping the "
-			  "running configuration");
-		goto keep;
+		log_error("pin_dir cannot change on reload (restart looplessd); configuration "
+			  "rejected, keeping the running one");
+		goto reject;
 	}
-	err = datapath_apply(dp, &next, cg, next.n_cgroups);
+	metrics_change = !config_metrics_equal(&next.metrics, &cfg->metrics);
+	if (metrics_change && next.metrics.enabled) {
+		new_fd = metrics_listen(&next.metrics);
+		/* 127.0.0.1:9464 -> 0.0.0.0:9464 collides with ourselves. */
+		if (new_fd == -EADDRINUSE && d->metrics && next.metrics.port == cfg->metrics.port) {
+			metrics_off(d);
+			old_stopped = true;
+			new_fd = metrics_listen(&next.metrics);
+		}
+		if (new_fd < 0) {
+			log_listen_error(d, &next, new_fd);
+			log_error("configuration rejected, keeping the running one");
+			goto reject_restore;
+		}
+	}
+	if (next.max_sockets != cfg->max_sockets)
+		log_warn("max_sockets cannot change on reload: the sockhash keeps %u entries "
+			 "(stop looplessd, `loopless uninstall`, start it again)",
+			 cfg->max_sockets);
+	err = datapath_apply(&d->dp, &next, cg, next.n_cgroups);
 	if (err) {
 		log_error("reload failed half-way: %s; the datapath is as far as it got",
 			  strerror(-err));
-		config_free(&next);
-		goto keep;
+		if (new_fd >= 0)
+			close(new_fd);
+		goto reject_restore;
 	}
+	if (metrics_change) {
+		metrics_off(d);
+		/* Off if it failed (logged), so that the next reload retries. */
+		if (new_fd >= 0 && metrics_serve(d, new_fd, &next.metrics))
+			memset(&next.metrics, 0, sizeof(next.metrics));
+	}
+	if (next.log_level != cfg->log_level)
+		log_info("log_level: %s -> %s", config_log_level_name(cfg->log_level),
+			 config_log_level_name(next.log_level));
 	log_set_level(next.log_level);
+	/* max_sockets stays what the sockhash has. */
+	next.max_sockets = cfg->max_sockets;
 	config_free(cfg);
 	*cfg = next;
+	log_debug("running: %d cgroup(s), %d include and %d exclude port range(s), %d local "
+		  "address(es), metrics %s",
+		  cfg->n_cgroups, cfg->n_include_ports, cfg->n_exclude_ports, cfg->n_local_addrs,
+		  d->metrics ? d->metrics_at : "off");
 	log_info("reloaded");
-	notify_status(cfg, "READY=1");
+	d->last_reload_ok = true;
+	d->last_reload_ok_time = time(NULL);
+	notify_status(d, "READY=1");
 	return 0;
-keep:
-	notify_status(cfg, "READY=1");
-	return 0;
+
+reject_restore:
+	/* Put back the endpoint stopped to free its port. */
+	if (old_stopped) {
+		new_fd = metrics_listen(&cfg->metrics);
+		if (new_fd < 0)
+			log_listen_error(d, cfg, new_fd);
+		else
+			metrics_serve(d, new_fd, &cfg->metrics);
+	}
+reject:
+	config_free(&next);
+	d->last_reload_ok = false;
+	notify_status(d, "READY=1");
+	return -EINVAL;
+}
+
+static int event_loop(struct daemon *d, int sfd)
+{
+	struct signalfd_siginfo si;
+
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = sfd, .events = POLLIN },
+			{ .fd = d->metrics ? metrics_poll_fd(d->metrics) : -1, .events = POLLIN },
+		};
+		int timeout = d->metrics ? metrics_timeout_ms(d->metrics) : -1;
+		ssize_t n;
+
+		if (poll(pfd, 2, timeout) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("poll: %s", strerror(errno));
+			return -errno;
+		}
+		if (d->metrics)
+			metrics_run(d->metrics);
+		if (!(pfd[0].revents & POLLIN))
+			continue;
+		n = read(sfd, &si, sizeof(si));
+		if (n != sizeof(si)) {
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			log_error("signalfd read: %s", n < 0 ? strerror(errno) : "short read");
+			return -EIO;
+		}
+		if (si.ssi_signo == SIGHUP) {
+			reload(d);
+			continue;
+		}
+		log_info("%s: exiting, the datapath stays pinned in %s",
+			 strsignal((int)si.ssi_signo), d->cfg.pin_dir);
+		return 0;
+	}
 }
 
 int main(int argc, char **argv)
 {
-	static struct config cfg;
 	static struct cgroup_target cg[CONFIG_MAX_CGROUPS];
+	static struct daemon d;
+	struct config *cfg = &d.cfg;
 	struct opts o = {};
-	struct datapath dp = {};
-	struct signalfd_siginfo si;
 	const char *missing;
-	int lock_fd = -1, sfd = -1, ret, err;
+	int lock_fd = -1, sfd = -1, metrics_fd = -1, ret, err;
 	sigset_t mask;
 
 	log_setup("looplessd", LOG_LEVEL_INFO);
 	ret = parse_args(argc, argv, &o);
 	if (ret)
 		return ret;
-	ret = build_config(&o, &cfg);
+	d.o = &o;
+	ret = build_config(&o, cfg);
 	if (ret)
-		return ret;
-	log_set_level(cfg.log_level);
-	ret = resolve_cgroups(&cfg, cg);
+		goto out;
+	log_set_level(cfg->log_level);
+	ret = resolve_cgroups(cfg, cg);
 	if (ret)
 		goto out;
 	if (o.check) {
-		printf("%s: configuration ok (%d cgroup(s), pin dir %s)\n",
-		       cfg.source[0] ? cfg.source : "defaults", cfg.n_cgroups, cfg.pin_dir);
+		printf("%s: configuration ok (%d cgroup(s), pin dir %s, metrics %s)\n",
+		       cfg->source[0] ? cfg->source : "defaults", cfg->n_cgroups, cfg->pin_dir,
+		       cfg->metrics.enabled ? cfg->metrics.text : "off");
 		goto out;
 	}
 
@@ -308,17 +601,29 @@ int main(int argc, char **argv)
 			  missing);
 		goto out;
 	}
-	err = pins_prepare(cfg.pin_dir);
+	err = pins_prepare(cfg->pin_dir);
 	if (err) {
-		log_error("cannot use %s as a bpffs pin directory: %s", cfg.pin_dir,
-			  err == -EMEDIUMTYPE ? "not on a bpf file system" : strerror(-err));
+		log_error("cannot use %s as a bpffs pin directory: %s", cfg->pin_dir,
+			  err == -EMEDIUMTYPE ? "not on a bpf file system" :
+			  err == -EPERM && !have_cap(CAP_SYS_ADMIN) ?
+						"no bpffs is mounted there and mounting one needs "
+						"CAP_SYS_ADMIN (mount bpffs on /sys/fs/bpf first)" :
+						strerror(-err));
 		goto out;
 	}
-	lock_fd = pins_lock(cfg.pin_dir);
+	lock_fd = pins_lock(cfg->pin_dir);
 	if (lock_fd < 0) {
-		log_error("%s is in use by another looplessd%s", cfg.pin_dir,
+		log_error("%s is in use by another looplessd%s", cfg->pin_dir,
 			  lock_fd == -EWOULDBLOCK ? "" : " (cannot lock it)");
 		goto out;
+	}
+	/* Before anything is loaded: a busy port changes nothing. */
+	if (cfg->metrics.enabled) {
+		metrics_fd = metrics_listen(&cfg->metrics);
+		if (metrics_fd < 0) {
+			log_listen_error(&d, cfg, metrics_fd);
+			goto out;
+		}
 	}
 
 	/* Signals first: a SIGTERM during start-up is handled after it. */
@@ -327,58 +632,53 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0) {
 		log_error("signalfd: %s", strerror(errno));
 		goto out;
 	}
 
-	err = datapath_load(&dp, cfg.pin_dir, cfg.max_sockets);
+	err = datapath_load(&d.dp, cfg->pin_dir, cfg->max_sockets);
 	if (err)
 		goto out_fresh;
-	err = datapath_apply(&dp, &cfg, cg, cfg.n_cgroups);
+	err = datapath_apply(&d.dp, cfg, cg, cfg->n_cgroups);
 	if (err)
 		goto out_fresh;
-	log_info("%s datapath in %s, %d cgroup(s)", dp.adopted ? "adopted" : "loaded", cfg.pin_dir,
-		 cfg.n_cgroups);
-	notify_status(&cfg, "READY=1");
-
-	for (;;) {
-		ssize_t n = read(sfd, &si, sizeof(si));
-
-		if (n != sizeof(si)) {
-			if (n < 0 && errno == EINTR)
-				continue;
-			log_error("signalfd read: %s", strerror(errno));
+	log_info("%s datapath in %s, %d cgroup(s)", d.dp.adopted ? "adopted" : "loaded",
+		 cfg->pin_dir, cfg->n_cgroups);
+	if (metrics_fd >= 0) {
+		err = metrics_serve(&d, metrics_fd, &cfg->metrics);
+		metrics_fd = -1;
+		if (err)
 			goto out_stop;
-		}
-		if (si.ssi_signo == SIGHUP) {
-			reload(&o, &dp, &cfg);
-			continue;
-		}
-		log_info("%s: exiting, the datapath stays pinned in %s",
-			 strsignal((int)si.ssi_signo), cfg.pin_dir);
-		break;
 	}
-	ret = 0;
+	d.last_reload_ok = true;
+	d.last_reload_ok_time = time(NULL);
+	notify_status(&d, "READY=1");
+
+	if (!event_loop(&d, sfd))
+		ret = 0;
 out_stop:
 	sd_notify(0, "STOPPING=1");
-	datapath_close(&dp);
+	metrics_off(&d);
+	datapath_close(&d.dp);
 	goto out;
 out_fresh:
 	/* Nothing may stay half attached: when this run created the datapath,
 	 * take all of it away again; an adopted one is left as it was
 	 * (its links may already carry the new program, which is the same
 	 * datapath). */
-	if (dp.skel)
-		datapath_close(&dp);
-	if (!dp.adopted && datapath_uninstall(cfg.pin_dir) && errno != ENOENT)
-		log_warn("could not clean up %s after the failure", cfg.pin_dir);
+	if (d.dp.skel)
+		datapath_close(&d.dp);
+	if (!d.dp.adopted && datapath_uninstall(cfg->pin_dir) && errno != ENOENT)
+		log_warn("could not clean up %s after the failure", cfg->pin_dir);
 out:
+	if (metrics_fd >= 0)
+		close(metrics_fd);
 	if (sfd >= 0)
 		close(sfd);
 	if (lock_fd >= 0)
 		close(lock_fd);
-	config_free(&cfg);
+	config_free(cfg);
 	return ret;
 }

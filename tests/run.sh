@@ -32,7 +32,7 @@ record() { # record NAME RC SECONDS
 
 run_unit() {
 	local bin out rc n
-	for bin in "$BUILD"/test_config "$BUILD"/test_key; do
+	for bin in "$BUILD"/test_config "$BUILD"/test_key "$BUILD"/test_counters; do
 		out=$(cd . && "$bin" 2>&1)
 		rc=$?
 		# cmocka: "[  PASSED  ] N test(s)." and "[  FAILED  ] N test(s)..."

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -74,6 +75,8 @@ static void assert_defaults(const struct config *cfg)
 	assert_int_equal(cfg->n_include_ports, 0);
 	assert_int_equal(cfg->n_exclude_ports, 0);
 	assert_int_equal(cfg->n_local_addrs, 0);
+	assert_false(cfg->metrics.enabled);
+	assert_string_equal(cfg->metrics.text, "");
 }
 
 /* "::ffff:a.b.c.d" as stored. */
@@ -118,6 +121,7 @@ static void test_every_key(void **state)
 				  "cgroup = /sys/fs/cgroup/a.slice\n"
 				  "log_level = debug\n"
 				  "max_sockets = 1024\n"
+				  "metrics = 127.0.0.1:9464\n"
 				  "[datapath]\n"
 				  "include_ports = 80, 443\n"
 				  "exclude_ports = 22\n"
@@ -131,6 +135,8 @@ static void test_every_key(void **state)
 	assert_false(f->cfg.cgroups_are_default);
 	assert_int_equal(f->cfg.log_level, LOG_LEVEL_DEBUG);
 	assert_int_equal(f->cfg.max_sockets, 1024);
+	assert_true(f->cfg.metrics.enabled);
+	assert_string_equal(f->cfg.metrics.text, "127.0.0.1:9464");
 	assert_int_equal(f->cfg.n_include_ports, 2);
 	assert_int_equal(f->cfg.include_ports[0].lo, 80);
 	assert_int_equal(f->cfg.include_ports[0].hi, 80);
@@ -681,6 +687,135 @@ static void test_max_sockets(void **state)
 		     "integer from 1 to 16777216)");
 }
 
+/* @s parses to @family, @port and the canonical @text. */
+static void expect_metrics(const char *s, int family, const char *addr, uint16_t port,
+			   const char *text)
+{
+	struct metrics_addr m;
+	uint8_t want[16] = {};
+	char err[CONFIG_ERR_MAX] = "";
+
+	memset(&m, 0xa5, sizeof(m));
+	assert_int_equal(config_parse_metrics(s, &m, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	assert_true(m.enabled);
+	assert_int_equal(m.family, family);
+	assert_int_equal(inet_pton(family, addr, want), 1);
+	assert_memory_equal(m.addr, want, family == AF_INET ? 4 : 16);
+	assert_int_equal(m.port, port);
+	assert_string_equal(m.text, text);
+}
+
+static void expect_metrics_error(const char *s, const char *msg)
+{
+	struct metrics_addr m = {};
+	char err[CONFIG_ERR_MAX] = "";
+
+	assert_true(config_parse_metrics("127.0.0.1:1", &m, err, sizeof(err)) == 0);
+	assert_int_equal(config_parse_metrics(s, &m, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, msg);
+	/* A bad value leaves the old one in place. */
+	assert_string_equal(m.text, "127.0.0.1:1");
+}
+
+static void test_metrics(void **state)
+{
+	struct fixture *f = *state;
+	struct metrics_addr a, b;
+
+	expect_metrics("127.0.0.1:9464", AF_INET, "127.0.0.1", 9464, "127.0.0.1:9464");
+	expect_metrics("0.0.0.0:1", AF_INET, "0.0.0.0", 1, "0.0.0.0:1");
+	expect_metrics("127.0.0.1:0", AF_INET, "127.0.0.1", 0, "127.0.0.1:0");
+	expect_metrics("127.0.0.1:65535", AF_INET, "127.0.0.1", 65535, "127.0.0.1:65535");
+	expect_metrics("127.0.0.1:09464", AF_INET, "127.0.0.1", 9464, "127.0.0.1:9464");
+	expect_metrics("[::1]:9464", AF_INET6, "::1", 9464, "[::1]:9464");
+	expect_metrics("[::]:9464", AF_INET6, "::", 9464, "[::]:9464");
+	expect_metrics("[fd00:0:0::5]:80", AF_INET6, "fd00::5", 80, "[fd00::5]:80");
+	expect_metrics("[::ffff:127.0.0.1]:80", AF_INET6, "::ffff:127.0.0.1", 80,
+		       "[::ffff:127.0.0.1]:80");
+
+	/* Empty is off, in the file too; a later line replaces an earlier one. */
+	assert_int_equal(parse(f, "[daemon]\nmetrics = [::1]:9464\n"), 0);
+	assert_true(f->cfg.metrics.enabled);
+	assert_string_equal(f->cfg.metrics.text, "[::1]:9464");
+	assert_int_equal(parse(f, "[daemon]\nmetrics = 127.0.0.1:1 ; loopback only\nmetrics =\n"),
+			 0);
+	assert_false(f->cfg.metrics.enabled);
+	assert_string_equal(f->cfg.metrics.text, "");
+
+	/* Equality: address, family and port; every "off" is the same. */
+	assert_int_equal(config_parse_metrics("127.0.0.1:9464", &a, NULL, 0), 0);
+	assert_int_equal(config_parse_metrics("127.0.0.1:09464", &b, NULL, 0), 0);
+	assert_true(config_metrics_equal(&a, &b));
+	assert_int_equal(config_parse_metrics("127.0.0.1:9465", &b, NULL, 0), 0);
+	assert_false(config_metrics_equal(&a, &b));
+	assert_int_equal(config_parse_metrics("[::ffff:127.0.0.1]:9464", &b, NULL, 0), 0);
+	assert_false(config_metrics_equal(&a, &b));
+	assert_int_equal(config_parse_metrics("", &b, NULL, 0), 0);
+	assert_false(config_metrics_equal(&a, &b));
+	assert_int_equal(config_parse_metrics("", &a, NULL, 0), 0);
+	assert_true(config_metrics_equal(&a, &b));
+}
+
+static void test_metrics_errors(void **state)
+{
+	(void)state;
+	expect_metrics_error("127.0.0.1:99999", "port \"99999\" out of range (0-65535)");
+	expect_metrics_error("127.0.0.1:65536", "port \"65536\" out of range (0-65535)");
+	expect_metrics_error("127.0.0.1:", "bad port \"\" (expected a number from 0 to 65535)");
+	expect_metrics_error("127.0.0.1:-1", "bad port \"-1\" (expected a number from 0 to 65535)");
+	expect_metrics_error("127.0.0.1:http",
+			     "bad port \"http\" (expected a number from 0 to 65535)");
+	expect_metrics_error("[::1]:94 64",
+			     "bad port \"94 64\" (expected a number from 0 to 65535)");
+	expect_metrics_error("nope:1",
+			     "\"nope\" is not an IPv4 address (expected e.g. "
+			     "127.0.0.1:9464 or [::1]:9464; host names are not resolved)");
+	expect_metrics_error(
+		"localhost:9464",
+		"\"localhost\" is not an IPv4 address (expected e.g. 127.0.0.1:9464 or "
+		"[::1]:9464; host names are not resolved)");
+	expect_metrics_error(":9464", "\"\" is not an IPv4 address (expected e.g. 127.0.0.1:9464 "
+				      "or [::1]:9464; host names are not resolved)");
+	expect_metrics_error("127.1:9464", "\"127.1\" is not an IPv4 address (expected e.g. "
+					   "127.0.0.1:9464 or [::1]:9464; host names are not "
+					   "resolved)");
+	expect_metrics_error(
+		"127.0.0.1",
+		"\"127.0.0.1\": missing port (expected ADDRESS:PORT, e.g. 127.0.0.1:9464)");
+	expect_metrics_error("9464",
+			     "\"9464\": missing port (expected ADDRESS:PORT, e.g. 127.0.0.1:9464)");
+	expect_metrics_error("::1:9464",
+			     "\"::1:9464\": write an IPv6 address in brackets, e.g. [::1]:9464");
+	expect_metrics_error("[::1]",
+			     "\"[::1]\": missing port (expected [ADDRESS]:PORT, e.g. [::1]:9464)");
+	expect_metrics_error(
+		"[::1]9464",
+		"\"[::1]9464\": missing port (expected [ADDRESS]:PORT, e.g. [::1]:9464)");
+	expect_metrics_error("[::1:9464", "\"[::1:9464\": missing \"]\" after the IPv6 address");
+	expect_metrics_error("[127.0.0.1]:9464",
+			     "\"127.0.0.1\" is not an IPv6 address (expected e.g. [::1]:9464)");
+	expect_metrics_error("[]:9464", "\"\" is not an IPv6 address (expected e.g. [::1]:9464)");
+
+	/* In a file: file, line and key. */
+	expect_error("[daemon]\n\nmetrics = 127.0.0.1:99999\n",
+		     "x.conf:3: bad value for \"metrics\" in [daemon]: port \"99999\" out of "
+		     "range (0-65535)");
+	expect_error("[daemon]\nmetrics = nope:1\n",
+		     "x.conf:2: bad value for \"metrics\" in [daemon]: \"nope\" is not an IPv4 "
+		     "address (expected e.g. 127.0.0.1:9464 or [::1]:9464; host names are not "
+		     "resolved)");
+	expect_error("[daemon]\nmetrics = 127.0.0.1\n",
+		     "x.conf:2: bad value for \"metrics\" in [daemon]: \"127.0.0.1\": missing "
+		     "port (expected ADDRESS:PORT, e.g. 127.0.0.1:9464)");
+	expect_error("[datapath]\nmetrics = 127.0.0.1:9464\n",
+		     "x.conf:2: unknown key \"metrics\" in [datapath] (it belongs in [daemon])");
+	expect_error("[daemon]\nmetrics = 127.0.0.1:9464\n  127.0.0.1:9465\n",
+		     "x.conf:3: indented line continues the value of \"metrics\" in [daemon] "
+		     "(remove the indentation to start a new key; only list keys take "
+		     "continuation lines)");
+}
+
 static void test_pin_dir(void **state)
 {
 	struct fixture *f = *state;
@@ -1004,6 +1139,9 @@ static void test_garbage(void **state)
 		"include_ports",
 		"exclude_ports",
 		"local_addrs",
+		"metrics",
+		"127.0.0.1:9464",
+		"[::1]:0",
 		"\xef\xbb\xbf",
 		"\x01",
 		"\xff",
@@ -1075,6 +1213,8 @@ int main(void)
 		T(test_addrs_errors),
 		T(test_log_level),
 		T(test_max_sockets),
+		T(test_metrics),
+		T(test_metrics_errors),
 		T(test_pin_dir),
 		T(test_error_unknown_key),
 		T(test_error_unknown_section),
