@@ -6,6 +6,8 @@
 #                   /etc/loopless/looplessd.conf (kept if present); make uninstall
 #   make test       unit + integration tests (root, real kernel)
 #   make demo       a redirected local connection and its counters
+#   make bench      the comparison: lo vs local IP vs loopless vs UDS vs pipe
+#                   (BENCH_ARGS="--full" or "--quick --modes lo,redirect-lo" ...)
 #   make SANITIZE=1 build with ASan/UBSan
 #   V=1             show full commands
 
@@ -48,12 +50,13 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all deps test unit integration demo install uninstall clean format
+.PHONY: all deps test unit integration demo bench install uninstall clean format
 
 APPS := $(OUTPUT)/looplessd $(OUTPUT)/loopless
 TEST_BINS := $(OUTPUT)/lltraffic $(OUTPUT)/test_config $(OUTPUT)/test_key $(OUTPUT)/test_counters
+BENCH_BINS := $(OUTPUT)/loopless-bench
 
-all: $(APPS) $(TEST_BINS)
+all: $(APPS) $(TEST_BINS) $(BENCH_BINS)
 
 # Objects shared by the daemon and the CLI, one file per concern.
 COMMON_OBJS := $(addprefix $(OBJ)/,config.o pins.o cgroup.o counters.o log.o datapath.o)
@@ -94,6 +97,10 @@ $(OUTPUT)/loopless: $(OBJ)/loopless.o $(COMMON_OBJS) | $(OUTPUT)
 $(OUTPUT)/lltraffic: tests/lltraffic.c | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) -lpthread
+
+$(OUTPUT)/loopless-bench: bench/loopless-bench.c | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) -lpthread -lm
 
 $(OUTPUT)/test_config: tests/unit/test_config.c $(OBJ)/config.o | $(OUTPUT)
 	$(call msg,CC,$@)
@@ -150,6 +157,10 @@ integration: all
 
 demo: all
 	$(Q)tests/demo.sh $(OUTPUT)
+
+BENCH_ARGS ?=
+bench: all
+	$(Q)bench/run.sh --build $(OUTPUT) $(BENCH_ARGS)
 
 # Installation. The unit's ExecStart follows SBINDIR; the configuration
 # goes to /etc/loopless (where looplessd looks) and is never overwritten.

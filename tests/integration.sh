@@ -923,3 +923,76 @@ t_systemd_boot() {
 		"reload -> $(k state2 | sed 's/.*metrics //')"
 	log "broken reload rejected, stop keeps the datapath, restart adopts it"
 }
+
+# The bench (bench/run.sh --quick, tiny durations; it makes and removes its own netns,
+# cgroup and pin dir) writes complete, well-formed results: every mode measured, ratios
+# computed, the path proof holds (redirect modes: a handful of lo packets; plain TCP:
+# thousands), PNGs, CSV, summary.
+t_bench_smoke() {
+	local out="$TMP/bench" m n plain_min redir_max before after
+	local modes="lo redirect-lo localip redirect-localip lo6 redirect-lo6 uds pipe"
+	before=$(ip netns list | grep -c '^loopless-bench-')
+	bench/run.sh --quick --build "$BUILD" --duration 0.03 --repeat 2 --pairs 300 \
+		--out "$out" >"$TMP/summary.txt" 2>"$TMP/bench.err" ||
+		die "bench/run.sh failed: $(grep -v '^\[' "$TMP/bench.err" | tail -3)"
+	jq -e '.machine.kernel and .machine.loopless_version and .options.repeat == 2' \
+		"$out/results.json" >/dev/null || die "results.json: machine facts or options missing"
+	n=$(jq '[.samples[] | select(.error != null)] | length' "$out/results.json")
+	[ "$n" -eq 0 ] || die "$n measurements failed: $(jq -c '.samples[] | select(.error)' \
+		"$out/results.json" | head -3)"
+	for m in $modes; do
+		for w in rr stream crr; do
+			[ "$w/$m" = crr/pipe ] && continue
+			n=$(jq --arg m "$m" --arg w "$w" \
+				'[.samples[] | select(.mode == $m and .workload == $w)] | length' \
+				"$out/results.json")
+			[ "$n" -ge 2 ] || die "results.json: $w $m has $n samples"
+		done
+	done
+	for m in lo redirect-lo; do
+		jq -e --arg m "$m" '[.aggregate[] | select(.workload == "scale" and .mode == $m)][0]
+			| .pairs.med == 300 and .map_empty_all == true' "$out/results.json" \
+			>/dev/null || die "scale $m: missing or the map did not empty"
+	done
+	jq -e '[.aggregate[] | select(.workload == "scale" and .mode == "redirect-lo")][0]
+		| .map_sockets.med >= 600 and .sample_redirected_bytes.med == .sample_bytes.med
+		  and .sample_lo_rx.max == 0' "$out/results.json" >/dev/null ||
+		die "scale redirect-lo: map fill or sample redirection wrong"
+	# Ratios: to lo for every (workload, size) lo ran in, to the plain mode for redirect-*.
+	n=$(jq '[.aggregate[] | select(.workload != "scale" and .ratio_lo == null)] | length' \
+		"$out/results.json")
+	[ "$n" -eq 0 ] || die "$n aggregates without a ratio to lo"
+	n=$(jq '[.aggregate[] | select((.mode | startswith("redirect-")) and .ratio_plain == null)]
+		| length' "$out/results.json")
+	[ "$n" -eq 0 ] || die "$n redirect aggregates without a ratio to their plain mode"
+	# Path proof, per rr/stream measurement.
+	plain_min=$(jq '[.samples[] | select((.workload == "rr" or .workload == "stream") and
+		(.mode == "lo" or .mode == "localip" or .mode == "lo6")) | .lo_rx] | min' \
+		"$out/results.json")
+	redir_max=$(jq '[.samples[] | select((.workload == "rr" or .workload == "stream") and
+		(.mode | startswith("redirect-"))) | .lo_rx] | max' "$out/results.json")
+	log "lo packets per rr/stream measurement: plain TCP >= $plain_min, redirected <= $redir_max"
+	[ "$redir_max" -le 20 ] || die "a redirect measurement moved $redir_max packets over lo"
+	[ "$plain_min" -ge $((10 * (redir_max + 1))) ] ||
+		die "plain TCP lo delta $plain_min is not far above redirected $redir_max"
+	n=$(jq '[.samples[] | select((.mode | startswith("redirect-")) and .workload != "scale"
+		and (.redirected_bytes // 0) == 0)] | length' "$out/results.json")
+	[ "$n" -eq 0 ] || die "$n redirect measurements redirected no bytes"
+	for m in latency throughput cpu crr; do
+		[ -s "$out/$m.png" ] || die "$m.png missing or empty"
+		[ "$(head -c 8 "$out/$m.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] ||
+			die "$m.png is not a PNG"
+	done
+	head -1 "$out/results.csv" | grep -q '^"seq","rep","mode","workload","size"' ||
+		die "results.csv: no header"
+	n=$(($(wc -l <"$out/results.csv") - 1))
+	[ "$n" -eq "$(jq '.samples | length' "$out/results.json")" ] ||
+		die "results.csv: $n rows for $(jq '.samples | length' "$out/results.json") samples"
+	for m in "## rr" "## stream" "## crr" "## scale" "## Goals"; do
+		grep -q "^$m" "$TMP/summary.txt" || die "summary on stdout lacks \"$m\""
+	done
+	grep '^| rr 64 B p50: redirect-lo\|^| stream 64 KiB\|^| crr: redirect-lo' "$TMP/summary.txt" |
+		while read -r m; do log "$m"; done
+	after=$(ip netns list | grep -c '^loopless-bench-')
+	[ "$after" -le "$before" ] || die "bench/run.sh left a network namespace behind"
+}

@@ -1,0 +1,756 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# bench/run.sh: local TCP over 127.0.0.1, a local IP and ::1, with and without loopless
+# redirection, against AF_UNIX sockets and pipes. Every measurement is one run of
+# build/loopless-bench; modes are interleaved and repeated, medians and ratios to lo are
+# taken within the run. See bench/README.md for the method, --help for the options.
+set -u
+cd "$(dirname "$0")/.." || exit 2
+PROG=run.sh
+
+ALL_MODES="lo redirect-lo localip redirect-localip lo6 redirect-lo6 uds pipe"
+ALL_WORKLOADS="rr stream crr scale"
+LOCALIP=203.0.113.1 # TEST-NET-3, on a veth inside the bench's own netns only
+LOCALIP_PEER=203.0.113.2
+
+usage() {
+	cat <<'EOF'
+Usage: bench/run.sh [OPTION]...
+Measure local TCP over 127.0.0.1, a local IP and ::1 with and without loopless redirection,
+against AF_UNIX stream sockets and pipes, in a network namespace, cgroup and bpffs pin
+directory of its own (all removed at the end, also on Ctrl-C). Needs root.
+
+Modes (--modes):
+  lo                TCP over 127.0.0.1, not in the loopless cgroup (the baseline)
+  localip           TCP over 203.0.113.1, an address of a veth inside the bench netns
+  lo6               TCP over ::1
+  redirect-lo, redirect-localip, redirect-lo6
+                    the same, run inside the cgroup looplessd is attached to
+  uds               AF_UNIX stream sockets          pipe   a pair of pipes (rr, stream)
+Workloads (--workloads):
+  rr      ping-pong latency p50/p99/p99.9 and transactions/s, 64 B, 1 KiB, 16 KiB
+  stream  one-way throughput and CPU s/GB, writes of 64 B, 1 KiB, 16 KiB, 64 KiB, 1 MiB
+  crr     connect + 64 B request/response + close: connections/s
+  scale   N concurrent pairs: insert rate, map fill, memory, sample redirected, map empty
+          after close (modes lo and redirect-lo unless --scale-modes)
+
+Options:
+  -q, --quick            the default: 0.1 s per measurement, 3 repeats, 1000 scale pairs;
+                         the whole run takes well under a minute
+  -f, --full             2 s per measurement, 5 repeats, 100000 scale pairs (~15 min)
+  -m, --modes LIST       comma-separated modes (default: all)
+  -w, --workloads LIST   comma-separated workloads (default: rr,stream,crr,scale)
+  -s, --sizes LIST       message/write sizes for both rr and stream (64,1K,16K,...)
+      --rr-sizes LIST    rr sizes only (default 64,1K,16K)
+      --stream-sizes LIST
+                         stream write sizes only (default 64,1K,16K,64K,1M)
+  -d, --duration SEC     measured seconds per measurement (after a 10% warm-up)
+  -r, --repeat N         repeats of the whole set (medians are taken over them)
+  -c, --cpus PLACEMENT   where the client and server threads run: "same" (the default:
+                         both on the last CPU; wake-ups stay on one CPU, the figures
+                         measure the software path and repeat well), "split" (two
+                         different CPUs: adds the cross-CPU wake-up, an IPI, to every
+                         mode), "none" (the scheduler decides; on small VMs it flips
+                         between the two from run to run), or A,B (client on CPU A,
+                         server on CPU B)
+  -n, --pairs N          scale: concurrent pairs
+      --scale-modes LIST scale: modes to run (default lo,redirect-lo)
+  -o, --out DIR          where results go (default BUILD/bench/<date>-<host>)
+  -b, --build DIR        where the binaries are (default build)
+      --no-plots         skip the gnuplot PNGs
+  -h, --help             this text
+
+Output: DIR/results.json (every measurement, machine facts, options, aggregates),
+DIR/results.csv (one row per measurement), DIR/summary.md (also printed on stdout),
+DIR/latency.png, throughput.png, cpu.png, crr.png. Progress goes to stderr.
+Exit status: 0 all measurements done, 1 a measurement or the setup failed, 2 usage error.
+
+EXAMPLES
+  make bench                                   # = bench/run.sh --build build (quick)
+  bench/run.sh --full                          # the long run: medians of 5 x 2 s
+  bench/run.sh --modes lo,redirect-lo --workloads rr --sizes 64 --duration 5 --repeat 7
+  bench/run.sh --workloads stream --stream-sizes 64,64K --cpus split
+  bench/run.sh --workloads scale --pairs 100000 --out /tmp/scale
+  make bench BENCH_ARGS="--full --out /tmp/bench-full"
+EOF
+}
+
+fatal() { echo "$PROG: $*" >&2; exit 1; }
+usage_err() { echo "$PROG: $* (see 'bench/run.sh --help')" >&2; exit 2; }
+
+# ---- options -------------------------------------------------------------------------------
+
+PRESET=quick
+O_MODES='' O_WORKLOADS='' O_RR_SIZES='' O_STREAM_SIZES='' O_DURATION='' O_REPEAT='' O_CPUS=''
+O_PAIRS='' O_SCALE_MODES='' OUT='' BUILD=build PLOTS=1
+ARGS_STR="$*"
+
+opts=$(getopt -n "$PROG" -o qfm:w:s:d:r:c:n:o:b:h \
+	-l quick,full,modes:,workloads:,sizes:,rr-sizes:,stream-sizes:,duration:,repeat:,cpus:,pairs:,scale-modes:,out:,build:,no-plots,help \
+	-- "$@") || exit 2
+eval set -- "$opts"
+while :; do
+	case "$1" in
+	-q | --quick) PRESET=quick ;;
+	-f | --full) PRESET=full ;;
+	-m | --modes) O_MODES=$2; shift ;;
+	-w | --workloads) O_WORKLOADS=$2; shift ;;
+	-s | --sizes) O_RR_SIZES=$2; O_STREAM_SIZES=$2; shift ;;
+	--rr-sizes) O_RR_SIZES=$2; shift ;;
+	--stream-sizes) O_STREAM_SIZES=$2; shift ;;
+	-d | --duration) O_DURATION=$2; shift ;;
+	-r | --repeat) O_REPEAT=$2; shift ;;
+	-c | --cpus) O_CPUS=$2; shift ;;
+	-n | --pairs) O_PAIRS=$2; shift ;;
+	--scale-modes) O_SCALE_MODES=$2; shift ;;
+	-o | --out) OUT=$2; shift ;;
+	-b | --build) BUILD=$2; shift ;;
+	--no-plots) PLOTS=0 ;;
+	-h | --help) usage; exit 0 ;;
+	--) shift; break ;;
+	esac
+	shift
+done
+[ $# -eq 0 ] || usage_err "unexpected argument \"$1\""
+
+case $PRESET in
+quick) DURATION=0.1 REPEAT=3 PAIRS=1000 ;;
+full) DURATION=2 REPEAT=5 PAIRS=100000 ;;
+esac
+DURATION=${O_DURATION:-$DURATION}
+REPEAT=${O_REPEAT:-$REPEAT}
+PAIRS=${O_PAIRS:-$PAIRS}
+CPUS=${O_CPUS:-same}
+RR_SIZES=${O_RR_SIZES:-64,1K,16K}
+STREAM_SIZES=${O_STREAM_SIZES:-64,1K,16K,64K,1M}
+
+# in_list WORD LIST: LIST is space-separated.
+in_list() { case " $2 " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# check_list NAME VALUE ALLOWED: a comma list of allowed words, printed space-separated.
+check_list() {
+	local w out=
+	[ -n "$2" ] || usage_err "--$1: empty list"
+	for w in ${2//,/ }; do
+		in_list "$w" "$3" || usage_err "--$1: unknown \"$w\" (one of: ${3// /, })"
+		in_list "$w" "$out" || out="$out $w"
+	done
+	echo "${out# }"
+}
+
+# sizes_to_bytes NAME LIST: 64,1K,16K -> "64 1024 16384".
+sizes_to_bytes() {
+	local s b out=
+	[ -n "$2" ] || usage_err "--$1: empty list"
+	for s in ${2//,/ }; do
+		[[ $s =~ ^[0-9]+[KkMm]?$ ]] || usage_err "--$1: \"$s\" is not a size like 64, 1K, 1M"
+		b=$(numfmt --from=iec "${s^^}") || usage_err "--$1: \"$s\" is not a size"
+		[ "$b" -ge 1 ] && [ "$b" -le $((64 << 20)) ] || usage_err "--$1: $s is not 1 B to 64M"
+		out="$out $b"
+	done
+	echo "${out# }"
+}
+
+MODES=$(check_list modes "${O_MODES:-${ALL_MODES// /,}}" "$ALL_MODES") || exit 2
+WORKLOADS=$(check_list workloads "${O_WORKLOADS:-${ALL_WORKLOADS// /,}}" "$ALL_WORKLOADS") ||
+	exit 2
+SCALE_MODES=$(check_list scale-modes "${O_SCALE_MODES:-lo,redirect-lo}" \
+	"lo redirect-lo localip redirect-localip lo6 redirect-lo6") || exit 2
+RR_BYTES=$(sizes_to_bytes rr-sizes "$RR_SIZES") || exit 2
+STREAM_BYTES=$(sizes_to_bytes stream-sizes "$STREAM_SIZES") || exit 2
+[[ $DURATION =~ ^[0-9]*\.?[0-9]+$ ]] && awk "BEGIN { exit !($DURATION > 0 && $DURATION <= 3600) }" ||
+	usage_err "--duration: \"$DURATION\" is not a number of seconds (0 < SEC <= 3600)"
+[[ $REPEAT =~ ^[0-9]+$ ]] && [ "$REPEAT" -ge 1 ] && [ "$REPEAT" -le 1000 ] ||
+	usage_err "--repeat: \"$REPEAT\" is not a count from 1 to 1000"
+[[ $PAIRS =~ ^[0-9]+$ ]] && [ "$PAIRS" -ge 1 ] && [ "$PAIRS" -le 1000000 ] ||
+	usage_err "--pairs: \"$PAIRS\" is not a count from 1 to 1000000"
+# The CPUs this process may use, one per line (Cpus_allowed_list: "0-3,6").
+allowed_cpus() {
+	local r
+	for r in $(awk '/^Cpus_allowed_list/ { gsub(",", " ", $2); print $2 }' /proc/self/status); do
+		case $r in *-*) seq "${r%-*}" "${r#*-}" ;; *) echo "$r" ;; esac
+	done
+}
+mapfile -t CPU_LIST < <(allowed_cpus)
+PLACEMENT=$CPUS
+case $CPUS in
+same) CPUS="${CPU_LIST[-1]},${CPU_LIST[-1]}" ;;
+split)
+	[ ${#CPU_LIST[@]} -ge 2 ] || usage_err "--cpus split: only one CPU (${CPU_LIST[*]}) usable"
+	CPUS="${CPU_LIST[-2]},${CPU_LIST[-1]}" ;;
+none) CPUS= ;;
+*)
+	[[ $CPUS =~ ^[0-9]+,[0-9]+$ ]] ||
+		usage_err "--cpus: \"$CPUS\" is not same, split, none or A,B"
+	for c in ${CPUS//,/ }; do
+		in_list "$c" "${CPU_LIST[*]}" ||
+			usage_err "--cpus: CPU $c is not usable here (${CPU_LIST[*]})"
+	done
+	PLACEMENT=pinned ;;
+esac
+
+# ---- environment ---------------------------------------------------------------------------
+
+[ "$(id -u)" -eq 0 ] || fatal "needs root (BPF, network namespaces, cgroups)"
+for b in loopless-bench looplessd loopless; do
+	[ -x "$BUILD/$b" ] || fatal "$BUILD/$b is missing: run 'make all' first (or pass --build DIR)"
+done
+for t in jq ip numfmt awk; do
+	command -v $t >/dev/null || fatal "$t is not installed: run 'make deps'"
+done
+if [ $PLOTS = 1 ] && ! command -v gnuplot >/dev/null; then
+	echo "$PROG: gnuplot is not installed (make deps): no plots" >&2
+	PLOTS=0
+fi
+BENCH=$(realpath "$BUILD/loopless-bench")
+HOST=$(hostname -s 2>/dev/null || hostname)
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT=${OUT:-$BUILD/bench/$STAMP-$HOST}
+mkdir -p "$OUT" || fatal "cannot create $OUT"
+OUT=$(realpath "$OUT")
+
+# shellcheck source=tests/lib.sh
+source tests/lib.sh
+env_setup bench
+# The lib's EXIT trap removes everything; make Ctrl-C and kill run it too.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+JSONL="$TMP/samples.jsonl"
+: >"$JSONL"
+
+need_redirect=0
+need_localip=0
+for m in $MODES; do
+	case $m in redirect-*) need_redirect=1 ;; esac
+	case $m in *localip) need_localip=1 ;; esac
+done
+if [ $need_localip = 1 ]; then
+	# Both veth ends stay inside $NS: the address is local to the netns and nothing
+	# leaves it. A connection to it picks it as source too (local == remote).
+	ip -n "$NS" link add llb0 type veth peer name llb1 &&
+		ip -n "$NS" addr add $LOCALIP/24 dev llb0 &&
+		ip -n "$NS" addr add $LOCALIP_PEER/24 dev llb1 &&
+		ip -n "$NS" link set llb0 up && ip -n "$NS" link set llb1 up ||
+		fatal "cannot set up the veth pair for localip in $NS"
+fi
+MAX_SOCKETS=262144
+[ $((PAIRS * 2 + 4096)) -le $MAX_SOCKETS ] || MAX_SOCKETS=$((PAIRS * 2 + 4096))
+if [ $need_redirect = 1 ]; then
+	printf '[daemon]\ncgroup = %s\nmax_sockets = %d\n' "$CG" "$MAX_SOCKETS" \
+		>"$TMP/looplessd.conf"
+	start_daemon --config "$TMP/looplessd.conf"
+fi
+
+# ---- the job list --------------------------------------------------------------------------
+
+# mode_def MODE: M_TR (transport), M_ADDR, M_CG (cgroup to run in, empty for none).
+mode_def() {
+	M_TR=tcp M_ADDR='' M_CG=''
+	case $1 in
+	lo | redirect-lo) M_ADDR=127.0.0.1 ;;
+	localip | redirect-localip) M_ADDR=$LOCALIP ;;
+	lo6 | redirect-lo6) M_ADDR=::1 ;;
+	uds) M_TR=unix ;;
+	pipe) M_TR=pipe ;;
+	esac
+	case $1 in redirect-*) M_CG=$CG ;; esac
+}
+
+J_WL=() J_SIZE=() J_MODE=() J_REP=()
+add_jobs() { # add_jobs WL SIZE REP MODES...: in a rotated order (shift = REP + size index)
+	local wl=$1 size=$2 rep=$3 shift_by=$4 m i n
+	shift 4
+	local ms=("$@")
+	n=${#ms[@]}
+	[ "$n" -gt 0 ] || return 0
+	for ((i = 0; i < n; i++)); do
+		m=${ms[$(((i + shift_by) % n))]}
+		J_WL+=("$wl") J_SIZE+=("$size") J_MODE+=("$m") J_REP+=("$rep")
+	done
+}
+for ((rep = 1; rep <= REPEAT; rep++)); do
+	k=0
+	for wl in $WORKLOADS; do
+		ms=()
+		for m in $MODES; do
+			case $wl in
+			crr) [ "$m" = pipe ] && continue ;;
+			scale) in_list "$m" "$SCALE_MODES" || continue ;;
+			esac
+			ms+=("$m")
+		done
+		case $wl in
+		rr) sizes=$RR_BYTES ;;
+		stream) sizes=$STREAM_BYTES ;;
+		crr) sizes=64 ;;
+		scale) sizes=0 ;;
+		esac
+		for size in $sizes; do
+			add_jobs "$wl" "$size" "$rep" $((rep - 1 + k)) "${ms[@]}"
+			k=$((k + 1))
+		done
+	done
+done
+NJOBS=${#J_WL[@]}
+[ "$NJOBS" -gt 0 ] || usage_err "nothing to run with these --modes and --workloads"
+
+WARMUP=$(awk "BEGIN { w = $DURATION * 0.1; print (w > 0.5 ? 0.5 : w) }")
+# Planned seconds per job, for the time-left estimate (scaled by what was observed).
+P_SCALE=$(awk "BEGIN { print $PAIRS / 8000 + 1 }")
+P_OTHER=$(awk "BEGIN { print $DURATION + $WARMUP + 0.05 }")
+n_scale=0
+for ((j = 0; j < NJOBS; j++)); do [ "${J_WL[$j]}" = scale ] && n_scale=$((n_scale + 1)); done
+PLAN_TOTAL=$(awk "BEGIN { print $n_scale * $P_SCALE + ($NJOBS - $n_scale) * $P_OTHER }")
+
+human_size() {
+	if [ $(($1 % 1048576)) = 0 ]; then echo "$(($1 >> 20)) MiB"
+	elif [ $(($1 % 1024)) = 0 ]; then echo "$(($1 >> 10)) KiB"
+	else echo "$1 B"; fi
+}
+
+# ---- running one measurement ---------------------------------------------------------------
+
+# read_stats: "redirected_bytes passed_bytes tcp_pinned sockets_inserted insert_errors"
+read_stats() {
+	"$LOOPLESS" --pin-dir "$PIN" stats --json 2>/dev/null |
+		jq -r '"\(.redirected_bytes) \(.passed_bytes) \(.tcp_pinned) \(.sockets_inserted) \(.insert_errors)"'
+}
+map_sockets() { "$LOOPLESS" --pin-dir "$PIN" status --json 2>/dev/null | jq -r '.sockets'; }
+
+# wait_file PATH PID: until PATH exists; 1 when PID exits first.
+wait_file() {
+	while [ ! -e "$1" ]; do
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.02
+	done
+}
+
+FAILED=0
+# record_error SEQ WL SIZE MODE REP MESSAGE
+record_error() {
+	FAILED=$((FAILED + 1))
+	jq -cn --argjson seq "$1" --arg wl "$2" --argjson size "$3" --arg mode "$4" \
+		--argjson rep "$5" --arg err "$6" \
+		'{seq: $seq, mode: $mode, workload: $wl, size: $size, rep: $rep, error: $err}' \
+		>>"$JSONL"
+	printf '%s: %s %s %s rep %s failed: %s\n' "$PROG" "$2" "$(human_size "$3")" "$4" "$5" \
+		"$6" >&2
+}
+
+run_job() { # run_job SEQ
+	local j=$1 wl=${J_WL[$1]} size=${J_SIZE[$1]} mode=${J_MODE[$1]} rep=${J_REP[$1]}
+	local args s0=() s1=() out err rc extra pid sd base t0 status sockets max memlock
+	local r_mid r_end empty_s empty
+	mode_def "$mode"
+	args=("$BENCH" "$wl" --transport "$M_TR" --mode "$mode" --rep "$rep")
+	[ "$M_TR" = tcp ] && args+=(--addr "$M_ADDR")
+	[ -n "$CPUS" ] && args+=(--cpus "$CPUS")
+	case $wl in
+	scale) args+=(--pairs "$PAIRS") ;;
+	*) args+=(--size "$size" --duration "$DURATION") ;;
+	esac
+	[ -n "$DAEMON_PID" ] && [ "$M_TR" = tcp ] && read -r -a s0 <<<"$(read_stats)"
+
+	if [ "$wl" = scale ]; then
+		# The driver stops twice so the map can be read with the pairs open.
+		sd="$TMP/sync.$j"
+		mkdir -p "$sd"
+		base=$( [ -n "$DAEMON_PID" ] && map_sockets || echo 0)
+		in_ns_cg "$NS" "$M_CG" "${args[@]}" --sync-dir "$sd" >"$TMP/out" 2>"$TMP/err" &
+		pid=$!
+		sockets=null max=null memlock=null r_mid=null r_end=null empty_s=null empty=null
+		if wait_file "$sd/connected" $pid; then
+			if [ -n "$DAEMON_PID" ]; then
+				status=$("$LOOPLESS" --pin-dir "$PIN" status --json 2>/dev/null)
+				sockets=$(jq -r .sockets <<<"$status")
+				max=$(jq -r .max_sockets <<<"$status")
+				memlock=$(bpftool map show pinned "$PIN/sock_hash" -j 2>/dev/null |
+					jq -r '.bytes_memlock // "null"' 2>/dev/null)
+				r_mid=$(read_stats | cut -d' ' -f1)
+			fi
+			touch "$sd/go-sample"
+			if wait_file "$sd/sampled" $pid; then
+				[ -n "$DAEMON_PID" ] && r_end=$(read_stats | cut -d' ' -f1)
+				touch "$sd/go-close"
+			fi
+		fi
+		wait $pid
+		rc=$?
+		if [ $rc = 0 ] && [ -n "$DAEMON_PID" ]; then
+			# Every socket leaves the map on close; wait for it (30 s at most).
+			t0=$(date +%s.%N)
+			empty=false
+			for _ in $(seq 1500); do
+				[ "$(map_sockets)" = "$base" ] && { empty=true; break; }
+				sleep 0.02
+			done
+			empty_s=$(awk "BEGIN { printf \"%.3f\", $(date +%s.%N) - $t0 }")
+		fi
+		extra=",\"map_base\":${base:-null},\"map_sockets\":${sockets:-null},\"max_sockets\":${max:-null}"
+		extra+=",\"map_memlock\":${memlock:-null}"
+		extra+=",\"sample_redirected_bytes\":$([ "$r_mid" != null ] && [ "$r_end" != null ] &&
+			echo $((r_end - r_mid)) || echo null)"
+		extra+=",\"map_empty\":$empty,\"map_empty_s\":$empty_s"
+	else
+		in_ns_cg "$NS" "$M_CG" "${args[@]}" >"$TMP/out" 2>"$TMP/err"
+		rc=$?
+		extra=
+	fi
+	out=$(cat "$TMP/out")
+	err=$(head -c 400 "$TMP/err" | tr '\n' ' ')
+	if [ $rc != 0 ] || [ "${out:0:1}" != "{" ]; then
+		record_error "$j" "$wl" "$size" "$mode" "$rep" "${err:-exit status $rc, no output}"
+		return
+	fi
+	if [ ${#s0[@]} = 5 ]; then
+		read -r -a s1 <<<"$(read_stats)"
+		extra+=",\"redirected_bytes\":$((s1[0] - s0[0])),\"passed_bytes\":$((s1[1] - s0[1]))"
+		extra+=",\"tcp_pinned\":$((s1[2] - s0[2])),\"sockets_inserted\":$((s1[3] - s0[3]))"
+		extra+=",\"insert_errors\":$((s1[4] - s0[4]))"
+	fi
+	echo "${out%\}},\"seq\":$j${extra}}" >>"$JSONL"
+}
+
+# ---- the run -------------------------------------------------------------------------------
+
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+T_START=$(date +%s.%N)
+plan_done=0
+[ -t 2 ] && TTY=1 || TTY=0
+echo "$PROG: $NJOBS measurements ($PRESET: ${DURATION} s each, $REPEAT repeats; modes ${MODES// /,}), results in $OUT" >&2
+for ((j = 0; j < NJOBS; j++)); do
+	now=$(date +%s.%N)
+	left=$(awk -v e="$now" -v s="$T_START" -v d="$plan_done" -v t="$PLAN_TOTAL" \
+		'BEGIN { el = e - s; r = t - d; if (d > 0) r *= el / d; printf "%d", r + 0.5 }')
+	sz=$([ "${J_WL[$j]}" = scale ] && echo "$PAIRS pairs" || human_size "${J_SIZE[$j]}")
+	line=$(printf '[%d/%d] %s %s %s rep %d/%d  ~%d s left' $((j + 1)) "$NJOBS" "${J_WL[$j]}" \
+		"$sz" "${J_MODE[$j]}" "${J_REP[$j]}" "$REPEAT" "$left")
+	if [ $TTY = 1 ]; then printf '\r\033[K%s' "$line" >&2; else echo "$line" >&2; fi
+	run_job "$j"
+	plan_done=$(awk "BEGIN { print $plan_done + $([ "${J_WL[$j]}" = scale ] && echo "$P_SCALE" ||
+		echo "$P_OTHER") }")
+done
+[ $TTY = 1 ] && printf '\r\033[K' >&2
+ELAPSED=$(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $T_START }")
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- results.json, results.csv -------------------------------------------------------------
+
+CPU_MODEL=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+jq -n --slurpfile s "$JSONL" \
+	--arg kernel "$(uname -r)" --arg cpu "${CPU_MODEL:-unknown}" --argjson cores "$(nproc)" \
+	--arg version "$("$LOOPLESSD" --version 2>/dev/null | awk '{ print $2 }')" \
+	--arg commit "$(git describe --tags --always --dirty 2>/dev/null || echo unknown)" \
+	--arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$HOST" \
+	--argjson mem "$(awk '/^MemTotal/ { print $2 }' /proc/meminfo)" \
+	--arg load0 "$LOAD_START" --arg load1 "$LOAD_END" --argjson elapsed "$ELAPSED" \
+	--arg preset "$PRESET" --argjson duration "$DURATION" --argjson warmup "$WARMUP" \
+	--argjson repeat "$REPEAT" --arg modes "$MODES" --arg workloads "$WORKLOADS" \
+	--arg rr "$RR_BYTES" --arg stream "$STREAM_BYTES" --arg cpus "$CPUS" --arg placement "$PLACEMENT" \
+	--argjson pairs "$PAIRS" --arg scale_modes "$SCALE_MODES" --arg args "$ARGS_STR" \
+	--argjson max_sockets "$MAX_SOCKETS" '
+	def words: split(" ") | map(select(. != ""));
+	{
+	  machine: { kernel: $kernel, cpu_model: $cpu, cores: $cores, mem_total_kb: $mem,
+	             host: $host, loopless_version: $version, git: $commit, date: $date,
+	             loadavg_start: $load0, loadavg_end: $load1, elapsed_s: $elapsed },
+	  options: { preset: $preset, duration_s: $duration, warmup_s: $warmup, repeat: $repeat,
+	             modes: ($modes | words), workloads: ($workloads | words),
+	             rr_sizes: ($rr | words | map(tonumber)),
+	             stream_sizes: ($stream | words | map(tonumber)),
+	             cpus: (if $cpus == "" then null else $cpus end), placement: $placement,
+	             scale_pairs: $pairs,
+	             scale_modes: ($scale_modes | words), max_sockets: $max_sockets,
+	             args: $args },
+	  samples: ($s | sort_by(.seq))
+	}' >"$OUT/results.raw.json" || fatal "cannot write results.json"
+
+# Aggregates: medians over repeats per (workload, size, mode), ratios to lo and to the plain
+# counterpart of a redirect mode, all from this run.
+jq '
+	def median: sort | if length == 0 then null
+		elif length % 2 == 1 then .[(length - 1) / 2]
+		else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+	def st(f): [.[] | f | select(. != null)]
+		| if length == 0 then null else { med: median, min: min, max: max } end;
+	def key_metric: if .workload == "rr" then "p50_us" elif .workload == "stream" then "gbps"
+		elif .workload == "crr" then "cps" else "insert_rate" end;
+	. as $root
+	| ([.samples[] | select(.error == null)] | group_by([.workload, .size, .mode])
+	   | map(. as $g | {
+		workload: .[0].workload, size: .[0].size, mode: .[0].mode, n: length,
+		metric: (.[0] | key_metric),
+		p50_us: st(.p50_us), p99_us: st(.p99_us), p999_us: st(.p999_us), tps: st(.tps),
+		gbps: st(.gbps), cpu_s_per_gb: st(.cpu_s_per_gb), host_s_per_gb: st(.host_s_per_gb),
+		cpu_us_per_rt: st(.cpu_us_per_rt), cps: st(.cps), cpu_us_per_conn: st(.cpu_us_per_conn),
+		lo_rx: st(.lo_rx), lo_tx: st(.lo_tx),
+		lo_rx_per_conn: st(if .conns then .lo_rx / .conns else null end),
+		lag_bytes: st(.lag_bytes), eagain: st(.eagain),
+		redirected_bytes: st(.redirected_bytes), passed_bytes: st(.passed_bytes),
+		tcp_pinned: st(.tcp_pinned), insert_errors: st(.insert_errors),
+		pairs: st(.pairs), insert_rate: st(.insert_rate), close_rate: st(.close_rate),
+		kb_per_pair: st(.kb_per_pair), map_sockets: st(.map_sockets),
+		max_sockets: st(.max_sockets), map_memlock: st(.map_memlock),
+		sample_bytes: st(.sample_bytes), sample_redirected_bytes: st(.sample_redirected_bytes),
+		sample_lo_rx: st(.sample_lo_rx), map_empty_s: st(.map_empty_s),
+		map_empty_all: ([$g[] | .map_empty] | if any(. == null) then null else all end)
+	   })) as $agg
+	| $agg | map(. as $a
+		| ($a.metric) as $k
+		| ([$agg[] | select(.workload == $a.workload and .size == $a.size and .mode == "lo")]
+		   | .[0][$k].med) as $lo
+		| ([$agg[] | select(.workload == $a.workload and .size == $a.size
+		                    and .mode == ($a.mode | ltrimstr("redirect-")))] | .[0][$k].med)
+		  as $plain
+		| . + { ratio_lo: (if $lo and $lo != 0 and $a[$k] then $a[$k].med / $lo else null end),
+		        ratio_plain: (if ($a.mode | startswith("redirect-")) and $plain and $plain != 0
+		                      and $a[$k] then $a[$k].med / $plain else null end) })
+	| { aggregate: . } as $x | $root + $x
+' "$OUT/results.raw.json" >"$OUT/results.json" || fatal "cannot aggregate results"
+rm -f "$OUT/results.raw.json"
+
+CSV_COLS="seq rep mode workload size transport addr duration_s samples p50_us p90_us p99_us p999_us mean_us max_us tps cpu_us_per_rt bytes gbps mbytes_s cpu_s host_busy_s cpu_s_per_gb host_s_per_gb lag_bytes drain_ms conns cps cpu_us_per_conn pairs procs connect_s insert_rate close_rate mem_kb kb_per_pair map_sockets max_sockets map_memlock sample_bytes sample_redirected_bytes sample_lo_rx sample_lo_tx map_empty map_empty_s lo_rx lo_tx eagain redirected_bytes passed_bytes tcp_pinned sockets_inserted insert_errors error"
+jq -r --arg cols "$CSV_COLS" '($cols | split(" ")) as $c
+	| ($c | @csv), (.samples[] | [.[$c[]]] | @csv)' "$OUT/results.json" >"$OUT/results.csv"
+
+# ---- summary.md ----------------------------------------------------------------------------
+
+jq -r '
+	def lpad(n): if length < n then ("0" * (n - length)) + . else . end;
+	def fx(d): if . == null then "–" elif d == 0 then (round | tostring) else
+		((. * pow(10; d)) | round) as $n
+		| (if $n < 0 then "-" else "" end) as $sg
+		| ($n | if . < 0 then -. else . end | tostring | lpad(d + 1)) as $a
+		| $sg + $a[0:($a | length) - d] + "." + $a[($a | length) - d:] end;
+	def sz: if . >= 1048576 then "\(. / 1048576 | floor) MiB" elif . >= 1024 then
+		"\(. / 1024 | floor) KiB" else "\(.) B" end;
+	def x: if . == null then "–" else fx(2) + "×" end;
+	def span(f; d): if f == null then "–" else "\(f.min | fx(d))–\(f.max | fx(d))" end;
+	.options as $o | .machine as $m | .aggregate as $agg
+	| ($o.modes) as $order
+	| def rows(w): [$agg[] | select(.workload == w)]
+		| sort_by(.size, (.mode as $md | $order | index($md)));
+	"# loopless bench, \($m.date[0:10]) on \($m.host)",
+	"",
+	"Kernel \($m.kernel), \($m.cpu_model) (\($m.cores) cores), loopless \($m.loopless_version)"
+	+ " (git \($m.git)). Preset \($o.preset): \($o.duration_s) s per measurement after a"
+	+ " \($o.warmup_s) s warm-up, \($o.repeat) repeats, modes interleaved; "
+	+ (if $o.placement == "same" then "client and server threads pinned to one CPU (\($o.cpus))"
+	   elif $o.placement == "split" then "client and server threads on two CPUs (\($o.cpus))"
+	   elif $o.cpus then "client, server threads pinned to CPUs \($o.cpus)"
+	   else "threads not pinned" end)
+	+ ". Load average \($m.loadavg_start) at the start, \($m.loadavg_end) at the end;"
+	+ " \($m.elapsed_s) s in all. Command: `bench/run.sh\(if $o.args == "" then "" else " " + $o.args end)`.",
+	"",
+	"Every figure is the median over the repeats. × lo: this mode / lo, × plain: redirect-X / X,"
+	+ " both medians of this run. lo pkts: packets the bench netns lo device received per"
+	+ " measurement (median), the path proof: thousands on the TCP path, a handful when"
+	+ " redirected (handshake and teardown).",
+	"",
+	(if (rows("rr") | length) > 0 then
+	"## rr: request/response, one round trip (µs; lower is better)", "",
+	"| size | mode | p50 µs | × lo | × plain | p99 µs | p99.9 µs | trans/s | p50 min–max | lo pkts |",
+	"|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+	(rows("rr")[] | "| \(.size | sz) | \(.mode) | \(.p50_us.med | fx(1)) | \(.ratio_lo | x) | "
+	 + "\(.ratio_plain | x) | \(.p99_us.med | fx(1)) | \(.p999_us.med | fx(1)) | "
+	 + "\(.tps.med | fx(0)) | \(span(.p50_us; 1)) | \(.lo_rx.med | fx(0)) |"), "" else empty end),
+	(if (rows("stream") | length) > 0 then
+	"## stream: one-way throughput (Gbit/s; higher is better) and CPU (s per GB, both ends)", "",
+	"| write | mode | Gbit/s | × lo | × plain | Gbit/s min–max | CPU s/GB | host CPU s/GB | lo pkts |",
+	"|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+	(rows("stream")[] | "| \(.size | sz) | \(.mode) | \(.gbps.med | fx(2)) | \(.ratio_lo | x) | "
+	 + "\(.ratio_plain | x) | \(span(.gbps; 2)) | \(.cpu_s_per_gb.med | fx(2)) | "
+	 + "\(.host_s_per_gb.med | fx(2)) | \(.lo_rx.med | fx(0)) |"), "" else empty end),
+	(if (rows("crr") | length) > 0 then
+	"## crr: connect, 64 B request and response, close (connections/s; higher is better)", "",
+	"| mode | conn/s | × lo | × plain | conn/s min–max | µs per conn (p50) | CPU µs/conn | lo pkts/conn |",
+	"|---|---:|---:|---:|---:|---:|---:|---:|",
+	(rows("crr")[] | "| \(.mode) | \(.cps.med | fx(0)) | \(.ratio_lo | x) | \(.ratio_plain | x) | "
+	 + "\(span(.cps; 0)) | \(.p50_us.med | fx(1)) | \(.cpu_us_per_conn.med | fx(1)) | "
+	 + "\(.lo_rx_per_conn.med | fx(1)) |"), "" else empty end),
+	(if (rows("scale") | length) > 0 then
+	"## scale: concurrent connected pairs", "",
+	"| mode | pairs | connects/s | closes/s | map entries (of max) | KB per pair | sample bytes redirected | sample lo pkts | map empty after close |",
+	"|---|---:|---:|---:|---:|---:|---:|---:|---|",
+	(rows("scale")[] | "| \(.mode) | \(.pairs.med | fx(0)) | \(.insert_rate.med | fx(0)) | "
+	 + "\(.close_rate.med | fx(0)) | \(.map_sockets.med | fx(0)) (\(.max_sockets.med | fx(0))) | "
+	 + "\(.kb_per_pair.med | fx(1)) | \(.sample_redirected_bytes.med | fx(0)) of "
+	 + "\(.sample_bytes.med | fx(0)) | \(.sample_lo_rx.med | fx(0)) | "
+	 + (if .map_empty_all == true then "yes, in \(.map_empty_s.max | fx(2)) s"
+	    elif .map_empty_all == false then "**no**" else "–" end) + " |"), "" else empty end)
+' "$OUT/results.json" >"$OUT/summary.md"
+
+# Goals (issue 4), from the same aggregates.
+jq -r '
+	def fx(d): if . == null then null else ((. * pow(10; d)) | round) / pow(10; d) end;
+	.aggregate as $a
+	| def med(w; s; m; k): [$a[] | select(.workload == w and .size == s and .mode == m)]
+		| .[0][k].med // null;
+	def goal(name; v; op; target; what):
+		"| \(name) | " + (if v == null then "not measured" else "\(v | fx(3))× (\(what))" end)
+		+ " | \(op) \(target) | " + (if v == null then "–"
+		  elif (op == "≤" and v <= target) or (op == "≥" and v >= target) then "met"
+		  else "**missed**" end) + " |";
+	def ratio(a; b): if a == null or b == null or b == 0 then null else a / b end;
+	"## Goals", "",
+	"| goal | measured (medians, this run) | target | status |", "|---|---|---|---|",
+	goal("rr 64 B p50: redirect-lo / lo"; ratio(med("rr"; 64; "redirect-lo"; "p50_us");
+		med("rr"; 64; "lo"; "p50_us")); "≤"; 0.75;
+		"\(med("rr"; 64; "redirect-lo"; "p50_us") | fx(1)) vs \(med("rr"; 64; "lo"; "p50_us") | fx(1)) µs"),
+	goal("rr 64 B p50: redirect-localip / localip"; ratio(med("rr"; 64; "redirect-localip"; "p50_us");
+		med("rr"; 64; "localip"; "p50_us")); "≤"; 0.75;
+		"\(med("rr"; 64; "redirect-localip"; "p50_us") | fx(1)) vs \(med("rr"; 64; "localip"; "p50_us") | fx(1)) µs"),
+	goal("stream 64 KiB: redirect-lo / uds"; ratio(med("stream"; 65536; "redirect-lo"; "gbps");
+		med("stream"; 65536; "uds"; "gbps")); "≥"; 1.2;
+		"\(med("stream"; 65536; "redirect-lo"; "gbps") | fx(2)) vs \(med("stream"; 65536; "uds"; "gbps") | fx(2)) Gbit/s"),
+	goal("stream 64 B: redirect-lo / lo"; ratio(med("stream"; 64; "redirect-lo"; "gbps");
+		med("stream"; 64; "lo"; "gbps")); "≥"; 1.0;
+		"\(med("stream"; 64; "redirect-lo"; "gbps") | fx(3)) vs \(med("stream"; 64; "lo"; "gbps") | fx(3)) Gbit/s"),
+	goal("crr: redirect-lo / lo"; ratio(med("crr"; 64; "redirect-lo"; "cps");
+		med("crr"; 64; "lo"; "cps")); "≥"; 0.95;
+		"\(med("crr"; 64; "redirect-lo"; "cps") | fx(0)) vs \(med("crr"; 64; "lo"; "cps") | fx(0)) conn/s"),
+	goal("crr: redirect-localip / localip"; ratio(med("crr"; 64; "redirect-localip"; "cps");
+		med("crr"; 64; "localip"; "cps")); "≥"; 0.95;
+		"\(med("crr"; 64; "redirect-localip"; "cps") | fx(0)) vs \(med("crr"; 64; "localip"; "cps") | fx(0)) conn/s"),
+	([$a[] | select(.workload == "scale" and .mode == "redirect-lo")] | .[0]) as $s
+	| "| 100 000 live pairs (redirect-lo) | "
+	  + (if $s == null then "not measured | ≥ 100000 | – |" else
+	     "\($s.pairs.med) pairs, \($s.map_sockets.med) map entries, sample \($s.sample_redirected_bytes.med)"
+	     + " of \($s.sample_bytes.med) bytes redirected, map empty after close: \($s.map_empty_all)"
+	     + " | ≥ 100000 | " + (if $s.map_sockets.med >= 2 * $s.pairs.med
+	        and $s.sample_redirected_bytes.med >= $s.sample_bytes.med and $s.map_empty_all == true
+	        then (if $s.pairs.med >= 100000 then "met"
+	              else "checks pass at \($s.pairs.med) pairs; run --pairs 100000 (or --full)" end)
+	        else "**missed**" end) + " |" end),
+	""
+' "$OUT/results.json" >>"$OUT/summary.md"
+
+# Anomalies worth a look: datapath quirks seen in redirect modes, failed measurements.
+jq -r '
+	[.samples[] | select(.error == null and (.mode | startswith("redirect-")))] as $r
+	| [.samples[] | select(.error != null)] as $e
+	| "## Datapath notes", "",
+	"- redirect modes: \($r | length) measurements; bytes that took the TCP path anyway: "
+	  + "\([$r[] | .passed_bytes // 0] | add // 0) (tcp_pinned \([$r[] | .tcp_pinned // 0] | add // 0),"
+	  + " insert errors \([$r[] | .insert_errors // 0] | add // 0)); spurious EAGAIN on blocking"
+	  + " reads: \([$r[] | .eagain // 0] | add // 0); most lo packets in one rr/stream"
+	  + " measurement: \([$r[] | select(.workload == "rr" or .workload == "stream") | .lo_rx] | max // "–").",
+	([$r[] | select(.workload == "stream")] | max_by(.lag_bytes) // null) as $l
+	| if $l == null then empty else
+	  "- largest backlog when a redirected stream writer stopped (written, not yet read):"
+	  + " \($l.lag_bytes / 1048576 * 100 | round / 100) MiB (\($l.mode), \($l.size)-byte writes,"
+	  + " drained in \($l.drain_ms) ms); redirected bytes are not limited by SO_RCVBUF." end,
+	([.samples[] | select(.error == null and .workload != "scale" and .duration_s > 0)]) as $t
+	| ([$t[] | select(.cpu_s / .duration_s < 0.8)]) as $c
+	| if .options.placement != "same" or ($t | length) == 0 then empty else
+	  "- noise: \($c | length) of \($t | length) measurements got less than 80% of their pinned CPU"
+	  + " (another tenant ran there)"
+	  + (if ($c | length) > 0 then ": " + ([$c[] | "\(.workload) \(.size) \(.mode) rep \(.rep)"]
+	     | .[0:8] | join(", ")) + (if ($c | length) > 8 then ", …" else "" end) else "" end)
+	  + ". They are kept; medians absorb a few, and the CPU-per-operation columns are the"
+	  + " figures they disturb least." end,
+	(if ($e | length) > 0 then "- **\($e | length) measurements failed**:",
+	 ($e[] | "  - \(.workload) \(.size) \(.mode) rep \(.rep): \(.error)")
+	 else "- no measurement failed." end), ""
+' "$OUT/results.json" >>"$OUT/summary.md"
+
+# ---- plots ---------------------------------------------------------------------------------
+
+plot_all() {
+	local d="$OUT/plot-data" m modes_rr='' modes_st='' title y50 y99
+	mkdir -p "$d"
+	for m in $MODES; do
+		jq -r --arg m "$m" '.aggregate[] | select(.workload == "rr" and .mode == $m)
+			| "\(.size) \(.p50_us.med) \(.p50_us.min) \(.p50_us.max) \(.p99_us.med) \(.p99_us.min) \(.p99_us.max)"' \
+			"$OUT/results.json" | sort -n >"$d/rr-$m.dat"
+		[ -s "$d/rr-$m.dat" ] && modes_rr="$modes_rr $m"
+		jq -r --arg m "$m" '.aggregate[] | select(.workload == "stream" and .mode == $m)
+			| "\(.size) \(.gbps.med) \(.gbps.min) \(.gbps.max) \(.cpu_s_per_gb.med) \(.cpu_s_per_gb.min) \(.cpu_s_per_gb.max)"' \
+			"$OUT/results.json" | sort -n >"$d/stream-$m.dat"
+		[ -s "$d/stream-$m.dat" ] && modes_st="$modes_st $m"
+	done
+	jq -r '.options.modes as $o | [.aggregate[] | select(.workload == "crr")]
+		| sort_by(.mode as $m | $o | index($m))[]
+		| "\"\(.mode)\" \(.cps.med) \(.cps.min) \(.cps.max)"' "$OUT/results.json" >"$d/crr.dat"
+	title="$(jq -r '.machine | "\(.date[0:10]), \(.host): kernel \(.kernel), \(.cores) cores"' \
+		"$OUT/results.json") — medians of $REPEAT × ${DURATION} s, bars: min–max"
+	# Latency axes stop at 1.5 × the largest median: one noisy repeat's bar may leave the plot.
+	y50=$(cat "$d"/rr-*.dat 2>/dev/null | awk '$2 > m { m = $2 } END { print m * 1.5 }')
+	y99=$(cat "$d"/rr-*.dat 2>/dev/null | awk '$5 > m { m = $5 } END { print m * 1.5 }')
+	cat >"$OUT/plots.gp" <<EOF
+# Generated by bench/run.sh; re-run with: cd $OUT && gnuplot plots.gp
+set terminal pngcairo size 1100,560 font "DejaVu Sans,10" noenhanced
+modes_rr = "${modes_rr# }"
+modes_st = "${modes_st# }"
+# One colour per address, solid = loopless redirect (and uds), dashed = plain TCP.
+color(m) = (strstrt(m, "localip") ? "#2ca02c" : strstrt(m, "lo6") ? "#9467bd" : \\
+	strstrt(m, "lo") ? "#1f77b4" : m eq "uds" ? "#ff7f0e" : "#7f7f7f")
+dash(m) = (strstrt(m, "redirect-") ? 1 : m eq "uds" ? 1 : m eq "pipe" ? 3 : 2)
+set logscale x 2
+set grid
+set xtics ("64 B" 64, "256 B" 256, "1 KiB" 1024, "4 KiB" 4096, "16 KiB" 16384, \\
+	"64 KiB" 65536, "256 KiB" 262144, "1 MiB" 1048576)
+EOF
+	[ -n "$modes_rr" ] && cat >>"$OUT/plots.gp" <<EOF
+set output "latency.png"
+set multiplot layout 1,2 title "rr: round-trip latency by mode and message size (lower is better)\n$title"
+set xrange [45:23000]
+set xlabel "message size (bytes per request and per response)"
+set key top left opaque box
+set title "p50"
+set ylabel "µs per round trip (p50)"
+set yrange [0:$y50]
+plot for [m in modes_rr] "plot-data/rr-".m.".dat" using 1:2:3:4 with yerrorlines \\
+	lw 2 lc rgb color(m) dt dash(m) title m
+set title "p99 (legend: left)"
+unset key
+set ylabel "µs per round trip (p99)"
+set yrange [0:$y99]
+plot for [m in modes_rr] "plot-data/rr-".m.".dat" using 1:5:6:7 with yerrorlines \\
+	lw 2 lc rgb color(m) dt dash(m) title m
+unset multiplot
+EOF
+	[ -n "$modes_st" ] && cat >>"$OUT/plots.gp" <<EOF
+set xrange [45:1500000]
+set xlabel "bytes per write() (the reader reads up to 256 KiB)"
+set logscale y 10
+set yrange [*:*]
+set key bottom right
+set output "throughput.png"
+set title "stream: one-way throughput by write size (higher is better)\n$title"
+set ylabel "Gbit/s (log scale)"
+plot for [m in modes_st] "plot-data/stream-".m.".dat" using 1:2:3:4 with yerrorlines \\
+	lw 2 lc rgb color(m) dt dash(m) title m
+set output "cpu.png"
+set title "stream: CPU seconds per GB moved, writer and reader together (lower is better)\n$title"
+set ylabel "CPU s per GB (user + system, log scale)"
+set key top right
+plot for [m in modes_st] "plot-data/stream-".m.".dat" using 1:5:6:7 with yerrorlines \\
+	lw 2 lc rgb color(m) dt dash(m) title m
+unset logscale y
+EOF
+	[ -s "$d/crr.dat" ] && cat >>"$OUT/plots.gp" <<EOF
+set terminal pngcairo size 900,460 font "DejaVu Sans,10" noenhanced
+set output "crr.png"
+unset logscale x
+set xtics auto
+set xrange [*:*]
+set title "crr: connect + 64 B request/response + close (higher is better)\n$title"
+set ylabel "connections per second"
+set xlabel "mode (dark: loopless redirect)"
+set yrange [0:*]
+set style fill solid 0.7
+set boxwidth 0.6
+unset key
+plot "plot-data/crr.dat" using 0:2:(strstrt(strcol(1), "redirect") ? 0x1f77b4 : 0x9ecae1):xtic(1) \\
+	with boxes lc rgb variable, "" using 0:2:3:4 with yerrorbars lc rgb "black" pt 0
+EOF
+	(cd "$OUT" && gnuplot plots.gp 2>"$TMP/gnuplot.err") ||
+		echo "$PROG: gnuplot failed: $(head -3 "$TMP/gnuplot.err" | tr '\n' ' ')" >&2
+}
+[ $PLOTS = 1 ] && plot_all
+
+cat "$OUT/summary.md"
+echo "$PROG: $NJOBS measurements in $ELAPSED s; results in $OUT" >&2
+[ $FAILED -eq 0 ] || { echo "$PROG: $FAILED measurements failed (see summary.md)" >&2; exit 1; }
+exit 0
