@@ -16,6 +16,9 @@ const char *const counter_names[LL_CNT_MAX] = {
 	[LL_CNT_INSERT_ERRORS] = "insert_errors",
 	[LL_CNT_SKIPPED_REMOTE] = "skipped_remote",
 	[LL_CNT_SKIPPED_PORT] = "skipped_port",
+	[LL_CNT_FALLBACKS] = "fallbacks",
+	[LL_CNT_RETURNS] = "returns",
+	[LL_CNT_FALLBACKS_SMALL] = "fallbacks_small",
 };
 
 int counters_read(int map_fd, uint64_t out[LL_CNT_MAX])

@@ -114,8 +114,10 @@ int datapath_load(struct datapath *dp, const char *pin_dir, uint32_t max_sockets
 	skel = loopless_bpf__open();
 	if (!skel)
 		return -errno;
-	err = bpf_map__set_max_entries(skel->maps.sock_hash,
-				       pinned_max_sockets(pin_dir, max_sockets));
+	max_sockets = pinned_max_sockets(pin_dir, max_sockets);
+	err = bpf_map__set_max_entries(skel->maps.sock_hash, max_sockets);
+	if (!err)
+		err = bpf_map__set_max_entries(skel->maps.peers, max_sockets);
 	if (err)
 		goto fail;
 	/* With a pin path set, libbpf reuses a compatible pinned map at load
@@ -160,7 +162,12 @@ fail:
 
 static int write_maps(struct datapath *dp, const struct config *cfg)
 {
-	struct ll_config llc = { .flags = cfg->n_include_ports ? LL_CFG_INCLUDE_PORTS : 0 };
+	struct ll_config llc = {
+		.flags = cfg->n_include_ports ? LL_CFG_INCLUDE_PORTS : 0,
+		.queue_limit = LL_DEFAULT_QUEUE_LIMIT,
+		.small_write = LL_DEFAULT_SMALL_WRITE,
+		.small_lag = LL_DEFAULT_SMALL_LAG,
+	};
 	static __u8 rules[LL_NR_PORTS];
 	static __u32 keys[LL_NR_PORTS];
 	int fd_ports = bpf_map__fd(dp->skel->maps.ports);

@@ -8,6 +8,13 @@ BIG=${LOOPLESS_TEST_BYTES:-256M}
 BIG_BYTES=$((256 << 20))
 [ "$BIG" = 256M ] || BIG_BYTES=$(numfmt --from=iec "$BIG")
 
+# Writers in tests that prove full redirection are paced below what the
+# verifying reader sustains: loopless redirects only while the reader keeps
+# up and gives a lagging one TCP's flow control instead (see ll_sk_msg), and
+# lltraffic's reader, which checks every byte, is slower than its writer.
+KEEPUP="--rate 160M"
+KEEPUP_DUPLEX="--rate 96M" # two writers and two readers share 2 cores
+
 # assert_redirected BEFORE_BYTES MIN_BYTES: redirected_bytes grew by MIN_BYTES.
 assert_redirected() {
 	local now
@@ -38,7 +45,7 @@ t_loopback_v4() {
 	base_rx=$(($(lo_rx) - rx0))
 	r0=$(counter redirected_bytes)
 	rx0=$(lo_rx)
-	out=$(pair_checked "$NS" "$CG" --connect 127.0.0.1 --bytes "$BIG")
+	out=$(pair_checked "$NS" "$CG" $KEEPUP --connect 127.0.0.1 --bytes "$BIG")
 	rx1=$(lo_rx)
 	log "$out"
 	log "lo rx packets for $BIG: plain TCP $base_rx, loopless $((rx1 - rx0))"
@@ -63,7 +70,7 @@ t_local_ip() {
 	start_daemon --config "$TMP/conf"
 	r0=$(counter redirected_bytes)
 	rx0=$(lo_rx)
-	pair_checked "$NS" "$CG" --connect 203.0.113.1 --bytes "$BIG" --duplex >/dev/null
+	pair_checked "$NS" "$CG" $KEEPUP_DUPLEX --connect 203.0.113.1 --bytes "$BIG" --duplex >/dev/null
 	rx1=$(lo_rx)
 	assert_redirected "$r0" $((2 * BIG_BYTES))
 	[ $((rx1 - rx0)) -lt 20 ] || die "lo saw $((rx1 - rx0)) packets"
@@ -82,7 +89,7 @@ t_local_ip() {
 	kill -HUP "$DAEMON_PID"
 	for _ in $(seq 100); do grep -q "reloaded" "$TMP/looplessd.log" && break; sleep 0.05; done
 	grep -q "reloaded" "$TMP/looplessd.log" || die "SIGHUP reload not logged"
-	pair_checked "$NS" "$CG" --connect 203.0.113.1 --bind 203.0.113.2 --bytes 8M >/dev/null
+	pair_checked "$NS" "$CG" $KEEPUP --connect 203.0.113.1 --bind 203.0.113.2 --bytes 8M >/dev/null
 	assert_redirected "$r0" $((8 << 20))
 	log "203.0.113.2 -> 203.0.113.1 redirected once both are in local_addrs"
 }
@@ -96,7 +103,7 @@ t_ipv6_and_mapped() {
 		"--listen :: --connect 127.0.0.1"; do
 		r0=$(counter redirected_bytes)
 		# shellcheck disable=SC2086
-		pair_checked "$NS" "$CG" $spec --bytes 64M --duplex >/dev/null
+		pair_checked "$NS" "$CG" $KEEPUP_DUPLEX $spec --bytes 64M --duplex >/dev/null
 		assert_redirected "$r0" $((2 * (64 << 20)))
 		log "redirected: $spec"
 	done
@@ -110,10 +117,10 @@ t_netns_collision() {
 	ns2=$NEW_NS
 	start_daemon
 	r0=$(counter redirected_bytes)
-	pair_checked "$NS" "$CG" --connect 127.0.0.1 --port 7001 --client-port 7002 \
+	pair_checked "$NS" "$CG" --rate 48M --connect 127.0.0.1 --port 7001 --client-port 7002 \
 		--bytes "$BIG" --seed 1 --duplex >"$TMP/a" &
 	p1=$!
-	pair_checked "$ns2" "$CG" --connect 127.0.0.1 --port 7001 --client-port 7002 \
+	pair_checked "$ns2" "$CG" --rate 48M --connect 127.0.0.1 --port 7001 --client-port 7002 \
 		--bytes "$BIG" --seed 2 --duplex >"$TMP/b" &
 	p2=$!
 	wait $p1 || die "netns A: $(cat "$TMP/a")"
@@ -160,7 +167,7 @@ t_scope() {
 	pair_checked "$NS" "$CG" --connect 127.0.0.1 --port 7200 --bytes 16M >/dev/null
 	[ "$(counter redirected_bytes)" -eq "$r0" ] || die "excluded port was redirected"
 	[ "$(counter skipped_port)" -ge $((s0 + 2)) ] || die "skipped_port did not count both ends"
-	pair_checked "$NS" "$CG" --connect 127.0.0.1 --port 7201 --bytes 16M >/dev/null
+	pair_checked "$NS" "$CG" $KEEPUP --connect 127.0.0.1 --port 7201 --bytes 16M >/dev/null
 	assert_redirected "$r0" $((16 << 20))
 }
 
@@ -194,7 +201,7 @@ t_restart_mid_stream() {
 	links=$(bpftool cgroup show "$CG" | grep -c sock_ops)
 	[ "$links" -eq 1 ] || die "$links sock_ops attachments after restarts, expected 1"
 	r0=$(counter redirected_bytes)
-	pair_checked "$NS" "$CG" --connect 127.0.0.1 --bytes 16M >/dev/null
+	pair_checked "$NS" "$CG" $KEEPUP --connect 127.0.0.1 --bytes 16M >/dev/null
 	assert_redirected "$r0" $((16 << 20))
 }
 
@@ -317,4 +324,42 @@ t_runtime_errors() {
 	"$LOOPLESS" --pin-dir "$PIN" status >/dev/null || die "datapath gone after second daemon"
 	[ "$(bpftool cgroup show "$CG" | grep -c sock_ops)" -eq 1 ] || die "double attachment"
 	log "$out"
+}
+
+# A reader that sleeps while a writer streams 1 GiB: loopless must not let
+# the kernel queue more than twice what plain TCP queues (redirected bytes
+# are not limited by SO_RCVBUF; loopless hands a stalled reader's writer to
+# TCP's flow control). Measured from the sockets themselves: receive queue +
+# write queue (SO_MEMINFO), plus the redirected queue (FIONREAD) for loopless.
+t_backpressure() {
+	local out plain ll f0
+	start_daemon
+	out=$(pair_checked "$NS" "" --connect 127.0.0.1 --bytes 1G --reader-delay 3)
+	plain=$(kv "$out" peak_rw)
+	f0=$(counter fallbacks)
+	out=$(pair_checked "$NS" "$CG" --connect 127.0.0.1 --bytes 1G --reader-delay 3)
+	ll=$(kv "$out" peak_rwi)
+	log "peak queued while the reader sleeps 3 s: plain TCP $plain B, loopless $ll B"
+	[ "$plain" -gt 0 ] && [ "$ll" -gt 0 ] || die "no memory samples"
+	[ "$ll" -le $((2 * plain)) ] || die "loopless queued $ll B, more than 2 x plain TCP ($plain B)"
+	[ "$(counter fallbacks)" -gt "$f0" ] || die "no fallback to TCP counted"
+}
+
+# Request/response traffic stays redirected: the reader always finds its
+# queue empty, so no switch happens, small messages included.
+t_rr_stays_redirected() {
+	local m0 f0 s0 size out
+	start_daemon
+	for size in 64 1K 16K; do
+		m0=$(counter redirected_msgs)
+		f0=$(counter fallbacks)
+		s0=$(counter fallbacks_small)
+		out=$(in_ns_cg "$NS" "$CG" "$LLTRAFFIC" rr --connect 127.0.0.1 --size "$size" \
+			--count 20000) || die "rr $size: $out"
+		log "rr $size: $out"
+		[ $(($(counter redirected_msgs) - m0)) -ge 40000 ] ||
+			die "rr $size: $(($(counter redirected_msgs) - m0)) messages redirected, expected 40000"
+		[ "$(counter fallbacks)" -eq "$f0" ] || die "rr $size fell back to TCP"
+		[ "$(counter fallbacks_small)" -eq "$s0" ] || die "rr $size fell back (small writes)"
+	done
 }
