@@ -369,3 +369,36 @@ pass:
 	count(LL_CNT_PASSED_BYTES, size);
 	return SK_PASS;
 }
+
+/*
+ * One record per socket in sock_hash (struct ll_conn_rec), for `loopless
+ * conns` and for `loopless uninstall`, which waits until no redirected byte
+ * is left unread before it takes sockets out of the map (removing a socket
+ * drops its psock, and with it the queue: sk_psock_drop() ->
+ * sk_psock_zap_ingress() in net/core/skmsg.c).
+ */
+SEC("iter/sockmap")
+int ll_iter(struct bpf_iter__sockmap *ctx)
+{
+	struct ll_conn_rec rec = {};
+	struct ll_key *key = ctx->key;
+	struct sock *sk = ctx->sk;
+	struct ll_sk_state *st;
+	struct sk_psock *psock;
+	__u64 ud;
+
+	if (!key || !sk)
+		return 0;
+	__builtin_memcpy(&rec.key, key, sizeof(rec.key));
+	rec.cookie = sk->__sk_common.skc_cookie.counter;
+	ud = (__u64)sk->sk_user_data & LL_SK_USER_DATA_PTRMASK;
+	if (ud) {
+		psock = bpf_rdonly_cast((void *)ud, bpf_core_type_id_kernel(struct sk_psock));
+		rec.queued = psock->msg_tot_len;
+	}
+	st = bpf_sk_storage_get(&sk_state, sk, NULL, 0);
+	if (st)
+		rec.flags = st->flags;
+	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
+	return 0;
+}

@@ -106,6 +106,14 @@ struct ll_sock_ref {
 	__u64 cookie; /* its socket cookie (bpf_get_socket_cookie) */
 };
 
+/* What the sockmap iterator (ll_iter) reports for each socket. */
+struct ll_conn_rec {
+	struct ll_key key;
+	__u64 cookie; /* socket cookie */
+	__u32 queued; /* redirected bytes waiting unread in its psock queue */
+	__u32 flags; /* enum ll_sk_flags of its sending direction */
+};
+
 /* Default sizes, overridable from the config before load. */
 #define LL_DEFAULT_MAX_SOCKETS 65536
 #define LL_MAX_LOCAL_ADDRS 256

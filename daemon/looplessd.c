@@ -372,8 +372,14 @@ out_fresh:
 	 * datapath). */
 	if (dp.skel)
 		datapath_close(&dp);
-	if (!dp.adopted && datapath_uninstall(cfg.pin_dir) && errno != ENOENT)
-		log_warn("could not clean up %s after the failure", cfg.pin_dir);
+	if (!dp.adopted) {
+		uint64_t unread;
+
+		err = datapath_uninstall(cfg.pin_dir, 0, true, &unread);
+		if (err && err != -ENOENT)
+			log_warn("could not clean up %s after the failure: %s", cfg.pin_dir,
+				 strerror(-err));
+	}
 out:
 	if (sfd >= 0)
 		close(sfd);
