@@ -311,6 +311,14 @@ int ll_sk_msg(struct sk_msg_md *msg)
 	if (!cfg || (cfg->flags & LL_CFG_DRAIN))
 		goto to_tcp;
 
+	/* On TCP with bytes still unsent (autocork, a closed window), it
+	 * cannot return yet: skip the rest, small-write streams live here. */
+	if ((st->flags & (LL_SK_TCP_USED | LL_SK_HAVE_PEER)) ==
+	    (LL_SK_TCP_USED | LL_SK_HAVE_PEER)) {
+		tp = bpf_skc_to_tcp_sock(sk);
+		if (!tp || tp->write_seq != tp->snd_nxt)
+			goto pass_tcp;
+	}
 	LL_KEY_FROM_CTX(&key, msg);
 	ll_key_mirror(&peer, &key);
 	if (!(st->flags & LL_SK_HAVE_PEER)) {
