@@ -764,17 +764,12 @@ static int parse_opts(int argc, char **argv, struct opts *o, bool *done)
 		case OPT_READY_FILE:
 			o->ready_file = optarg;
 			break;
-		case OPT_TIMEOUT: {
-			char *end;
-
-			errno = 0;
-			o->timeout = strtod(optarg, &end);
-			if (errno || end == optarg || *end || !(o->timeout > 0) ||
+		case OPT_TIMEOUT:
+			if (parse_seconds(optarg, &o->timeout) || !(o->timeout > 0) ||
 			    o->timeout > MAX_TIMEOUT)
 				err = usage_error("invalid --timeout '%s': expected seconds, > 0",
 						  optarg);
 			break;
-		}
 		case OPT_SIZE:
 			err = parse_size_opt(c, optarg, 1, MAX_RR_SIZE, &o->size);
 			break;
