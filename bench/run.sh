@@ -310,10 +310,11 @@ human_size() {
 
 # ---- running one measurement ---------------------------------------------------------------
 
-# read_stats: "redirected_bytes passed_bytes tcp_pinned sockets_inserted insert_errors"
+# read_stats: "redirected_bytes passed_bytes tcp_pinned sockets_inserted insert_errors
+# fallbacks fallbacks_small returns"
 read_stats() {
 	"$LOOPLESS" --pin-dir "$PIN" stats --json 2>/dev/null |
-		jq -r '"\(.redirected_bytes) \(.passed_bytes) \(.tcp_pinned) \(.sockets_inserted) \(.insert_errors)"'
+		jq -r '"\(.redirected_bytes) \(.passed_bytes) \(.tcp_pinned) \(.sockets_inserted) \(.insert_errors) \(.fallbacks) \(.fallbacks_small) \(.returns)"'
 }
 map_sockets() { "$LOOPLESS" --pin-dir "$PIN" status --json 2>/dev/null | jq -r '.sockets'; }
 
@@ -402,11 +403,12 @@ run_job() { # run_job SEQ
 		record_error "$j" "$wl" "$size" "$mode" "$rep" "${err:-exit status $rc, no output}"
 		return
 	fi
-	if [ ${#s0[@]} = 5 ]; then
+	if [ ${#s0[@]} = 8 ]; then
 		read -r -a s1 <<<"$(read_stats)"
 		extra+=",\"redirected_bytes\":$((s1[0] - s0[0])),\"passed_bytes\":$((s1[1] - s0[1]))"
 		extra+=",\"tcp_pinned\":$((s1[2] - s0[2])),\"sockets_inserted\":$((s1[3] - s0[3]))"
-		extra+=",\"insert_errors\":$((s1[4] - s0[4]))"
+		extra+=",\"insert_errors\":$((s1[4] - s0[4])),\"fallbacks\":$((s1[5] - s0[5]))"
+		extra+=",\"fallbacks_small\":$((s1[6] - s0[6])),\"returns\":$((s1[7] - s0[7]))"
 	fi
 	echo "${out%\}},\"seq\":$j${extra}}" >>"$JSONL"
 }
@@ -431,6 +433,34 @@ for ((j = 0; j < NJOBS; j++)); do
 		echo "$P_OTHER") }")
 done
 [ $TTY = 1 ] && printf '\r\033[K' >&2
+
+# Memory with a reader that sleeps: what the kernel holds for one connection
+# while a writer streams 1 GiB and the reader does not read for MEM_SLEEP s
+# (lltraffic --reader-delay: receive + write queue from SO_MEMINFO, plus the
+# redirected queue from FIONREAD for loopless). Plain TCP: its flow control;
+# loopless: the writer is moved to TCP once the sleeping reader's queue
+# passes its receive buffer.
+MEM_JSON="$TMP/memory.jsonl"
+: >"$MEM_JSON"
+case " $MODES " in *" lo "*) mem_lo=1 ;; *) mem_lo=0 ;; esac
+case " $MODES " in *" redirect-lo "*) mem_rd=1 ;; *) mem_rd=0 ;; esac
+if [ $mem_lo = 1 ] && [ $mem_rd = 1 ] && [ -x "$LLTRAFFIC" ]; then
+	MEM_SLEEP=$([ "$PRESET" = full ] && echo 3 || echo 1)
+	for ((r = 1; r <= REPEAT; r++)); do
+		for m in lo redirect-lo; do
+			echo "[memory] sleeping reader, $m rep $r/$REPEAT" >&2
+			cg=$([ $m = redirect-lo ] && echo "$CG" || echo "")
+			out=$(in_ns_cg "$NS" "$cg" "$LLTRAFFIC" pair --connect 127.0.0.1 --bytes 1G \
+				--reader-delay "$MEM_SLEEP" --timeout 120 2>&1) || {
+				echo "$PROG: memory measurement $m failed: $out" >&2
+				continue
+			}
+			key=$([ $m = redirect-lo ] && echo peak_rwi || echo peak_rw)
+			printf '{"mode":"%s","rep":%d,"peak_bytes":%s}\n' "$m" "$r" "$(kv "$out" $key)" \
+				>>"$MEM_JSON"
+		done
+	done
+fi
 ELAPSED=$(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $T_START }")
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -488,6 +518,7 @@ jq '
 		lag_bytes: st(.lag_bytes), eagain: st(.eagain),
 		redirected_bytes: st(.redirected_bytes), passed_bytes: st(.passed_bytes),
 		tcp_pinned: st(.tcp_pinned), insert_errors: st(.insert_errors),
+		fallbacks: st(.fallbacks), fallbacks_small: st(.fallbacks_small), returns: st(.returns),
 		pairs: st(.pairs), insert_rate: st(.insert_rate), close_rate: st(.close_rate),
 		kb_per_pair: st(.kb_per_pair), map_sockets: st(.map_sockets),
 		max_sockets: st(.max_sockets), map_memlock: st(.map_memlock),
@@ -509,7 +540,7 @@ jq '
 ' "$OUT/results.raw.json" >"$OUT/results.json" || fatal "cannot aggregate results"
 rm -f "$OUT/results.raw.json"
 
-CSV_COLS="seq rep mode workload size transport addr duration_s samples p50_us p90_us p99_us p999_us mean_us max_us tps cpu_us_per_rt bytes gbps mbytes_s cpu_s host_busy_s cpu_s_per_gb host_s_per_gb lag_bytes drain_ms conns cps cpu_us_per_conn pairs procs connect_s insert_rate close_rate mem_kb kb_per_pair map_sockets max_sockets map_memlock sample_bytes sample_redirected_bytes sample_lo_rx sample_lo_tx map_empty map_empty_s lo_rx lo_tx eagain redirected_bytes passed_bytes tcp_pinned sockets_inserted insert_errors error"
+CSV_COLS="seq rep mode workload size transport addr duration_s samples p50_us p90_us p99_us p999_us mean_us max_us tps cpu_us_per_rt bytes gbps mbytes_s cpu_s host_busy_s cpu_s_per_gb host_s_per_gb lag_bytes drain_ms conns cps cpu_us_per_conn pairs procs connect_s insert_rate close_rate mem_kb kb_per_pair map_sockets max_sockets map_memlock sample_bytes sample_redirected_bytes sample_lo_rx sample_lo_tx map_empty map_empty_s lo_rx lo_tx eagain redirected_bytes passed_bytes tcp_pinned sockets_inserted insert_errors fallbacks fallbacks_small returns error"
 jq -r --arg cols "$CSV_COLS" '($cols | split(" ")) as $c
 	| ($c | @csv), (.samples[] | [.[$c[]]] | @csv)' "$OUT/results.json" >"$OUT/results.csv"
 
@@ -630,16 +661,18 @@ jq -r '
 	[.samples[] | select(.error == null and (.mode | startswith("redirect-")))] as $r
 	| [.samples[] | select(.error != null)] as $e
 	| "## Datapath notes", "",
-	"- redirect modes: \($r | length) measurements; bytes that took the TCP path anyway: "
-	  + "\([$r[] | .passed_bytes // 0] | add // 0) (tcp_pinned \([$r[] | .tcp_pinned // 0] | add // 0),"
-	  + " insert errors \([$r[] | .insert_errors // 0] | add // 0)); spurious EAGAIN on blocking"
+	"- redirect modes: \($r | length) measurements; bytes that took the TCP path: "
+	  + "\([$r[] | .passed_bytes // 0] | add // 0) (directions moved to TCP: \([$r[] | .fallbacks // 0] | add // 0)"
+	  + " for a lagging reader, \([$r[] | .fallbacks_small // 0] | add // 0) for small-write streams;"
+	  + " back to redirect: \([$r[] | .returns // 0] | add // 0); insert errors"
+	  + " \([$r[] | .insert_errors // 0] | add // 0)); spurious EAGAIN on blocking"
 	  + " reads: \([$r[] | .eagain // 0] | add // 0); most lo packets in one rr/stream"
 	  + " measurement: \([$r[] | select(.workload == "rr" or .workload == "stream") | .lo_rx] | max // "–").",
 	([$r[] | select(.workload == "stream")] | max_by(.lag_bytes) // null) as $l
 	| if $l == null then empty else
 	  "- largest backlog when a redirected stream writer stopped (written, not yet read):"
 	  + " \($l.lag_bytes / 1048576 * 100 | round / 100) MiB (\($l.mode), \($l.size)-byte writes,"
-	  + " drained in \($l.drain_ms) ms); redirected bytes are not limited by SO_RCVBUF." end,
+	  + " drained in \($l.drain_ms) ms)." end,
 	([.samples[] | select(.error == null and .workload != "scale" and .duration_s > 0)]) as $t
 	| ([$t[] | select(.cpu_s / .duration_s < 0.8)]) as $c
 	| if .options.placement != "same" or ($t | length) == 0 then empty else
@@ -653,6 +686,23 @@ jq -r '
 	 ($e[] | "  - \(.workload) \(.size) \(.mode) rep \(.rep): \(.error)")
 	 else "- no measurement failed." end), ""
 ' "$OUT/results.json" >>"$OUT/summary.md"
+
+if [ -s "$MEM_JSON" ]; then
+	jq -rs --arg sleep "$MEM_SLEEP" '
+		def med: sort | .[(length - 1) / 2 | floor];
+		([.[] | select(.mode == "lo") | .peak_bytes] | med) as $p
+		| ([.[] | select(.mode == "redirect-lo") | .peak_bytes] | med) as $l
+		| "## memory: a reader that sleeps \($sleep) s under a 1 GiB writer", "",
+		  "| mode | peak queued (MB) | × lo |", "|---|---:|---:|",
+		  "| lo | \($p / 1e6 * 100 | round / 100) | 1.00× |",
+		  "| redirect-lo | \($l / 1e6 * 100 | round / 100) | \($l / $p * 100 | round / 100)× |",
+		  "", "Receive + write queue of the connection (SO_MEMINFO), plus the redirected queue"
+		  + " (FIONREAD) for loopless; median of \(length / 2 | floor) repeats.", ""
+	' "$MEM_JSON" >>"$OUT/summary.md"
+	jq -s '{memory: .}' "$MEM_JSON" >"$TMP/memory.json"
+	jq -s '.[0] + .[1]' "$OUT/results.json" "$TMP/memory.json" >"$TMP/results.json" &&
+		mv "$TMP/results.json" "$OUT/results.json"
+fi
 
 # ---- plots ---------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 #include "loopless.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -88,19 +89,19 @@ static __always_inline __u32 config_flags(void)
  * the ip6 fields hold nothing meaningful and are ignored by ll_addr_set().
  */
 #define LD(field) (*(volatile __u32 *)&(field))
-#define LL_KEY_FROM_CTX(k, ctx)                                                                    \
-	do {                                                                                       \
-		__u32 fam = (ctx)->family == LL_AF_INET6 ? LL_AF_INET6 : LL_AF_INET;                 \
-		__u32 l4 = LD((ctx)->local_ip4), r4 = LD((ctx)->remote_ip4);                               \
-		__u32 l0 = LD((ctx)->local_ip6[0]), l1 = LD((ctx)->local_ip6[1]);                          \
-		__u32 l2 = LD((ctx)->local_ip6[2]), l3 = LD((ctx)->local_ip6[3]);                          \
-		__u32 r0 = LD((ctx)->remote_ip6[0]), r1 = LD((ctx)->remote_ip6[1]);                        \
-		__u32 r2 = LD((ctx)->remote_ip6[2]), r3 = LD((ctx)->remote_ip6[3]);                        \
-		(k)->family = ll_addr_set((k)->laddr, fam, l4, l0, l1, l2, l3);                    \
-		ll_addr_set((k)->raddr, fam, r4, r0, r1, r2, r3);                                  \
-		(k)->lport = ll_local_port((ctx)->local_port);                                     \
-		(k)->rport = ll_remote_port((ctx)->remote_port);                                   \
-		(k)->netns = bpf_get_netns_cookie(ctx);                                            \
+#define LL_KEY_FROM_CTX(k, ctx)                                                      \
+	do {                                                                         \
+		__u32 fam = (ctx)->family == LL_AF_INET6 ? LL_AF_INET6 : LL_AF_INET; \
+		__u32 l4 = LD((ctx)->local_ip4), r4 = LD((ctx)->remote_ip4);         \
+		__u32 l0 = LD((ctx)->local_ip6[0]), l1 = LD((ctx)->local_ip6[1]);    \
+		__u32 l2 = LD((ctx)->local_ip6[2]), l3 = LD((ctx)->local_ip6[3]);    \
+		__u32 r0 = LD((ctx)->remote_ip6[0]), r1 = LD((ctx)->remote_ip6[1]);  \
+		__u32 r2 = LD((ctx)->remote_ip6[2]), r3 = LD((ctx)->remote_ip6[3]);  \
+		(k)->family = ll_addr_set((k)->laddr, fam, l4, l0, l1, l2, l3);      \
+		ll_addr_set((k)->raddr, fam, r4, r0, r1, r2, r3);                    \
+		(k)->lport = ll_local_port((ctx)->local_port);                       \
+		(k)->rport = ll_remote_port((ctx)->remote_port);                     \
+		(k)->netns = bpf_get_netns_cookie(ctx);                              \
 	} while (0)
 
 static __always_inline bool peer_is_local(const struct ll_key *k)
@@ -134,26 +135,30 @@ static __always_inline bool ports_in_scope(const struct ll_key *k, __u32 flags)
 	return true;
 }
 
-SEC("sockops")
-int ll_sockops(struct bpf_sock_ops *ops)
+/*
+ * Where each socket lives, for its peer's sk_msg program: the kernel
+ * address of the struct sock and its cookie. sk_msg programs cannot take and
+ * release a socket reference (no bpf_sk_release), so they read the peer
+ * through bpf_rdonly_cast(): loads that cannot fault, from an address that
+ * may be stale. The cookie, unique per socket for the life of the system,
+ * is checked on every use, so a freed and reused struct sock is never taken
+ * for the peer. Entries go at TCP_CLOSE (BPF_SOCK_OPS_STATE_CB).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LL_DEFAULT_MAX_SOCKETS); /* == sock_hash */
+	__type(key, struct ll_key);
+	__type(value, struct ll_sock_ref);
+} peers SEC(".maps");
+
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
+static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 flags)
 {
+	struct ll_sock_ref ref;
 	struct ll_key key = {};
 	struct bpf_sock *sk;
-	__u32 flags;
 	long err;
-
-	/* ACTIVE: the client, in tcp_finish_connect() when the SYN-ACK is
-	 * processed (before connect() returns). PASSIVE: the server's child
-	 * socket, when the final ACK is processed (before accept() returns).
-	 * Both fire without any BPF_SOCK_OPS_*_CB_FLAG. */
-	if (ops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
-	    ops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
-		return 1;
-	if (ops->family != LL_AF_INET && ops->family != LL_AF_INET6)
-		return 1;
-	flags = config_flags();
-	if (flags & LL_CFG_DRAIN)
-		return 1;
 
 	LL_KEY_FROM_CTX(&key, ops);
 	if (!peer_is_local(&key)) {
@@ -171,38 +176,131 @@ int ll_sockops(struct bpf_sock_ops *ops)
 		count(LL_CNT_INSERT_ERRORS, 1);
 		return 1;
 	}
+	ref.sk = (__u64)sk;
+	ref.cookie = bpf_get_socket_cookie(ops);
+	if (bpf_map_update_elem(&peers, &key, &ref, BPF_ANY)) {
+		count(LL_CNT_INSERT_ERRORS, 1);
+		return 1;
+	}
 	/* Fails for sockets sockmap cannot take (a ULP such as MPTCP or kTLS:
 	 * sk_psock_init() refuses them) and when the map is full; the socket
 	 * then simply stays on the normal path. */
 	err = bpf_sock_hash_update(ops, &sock_hash, &key, BPF_ANY);
-	count(err ? LL_CNT_INSERT_ERRORS : LL_CNT_SOCKETS_INSERTED, 1);
+	if (err) {
+		bpf_map_delete_elem(&peers, &key);
+		count(LL_CNT_INSERT_ERRORS, 1);
+		return 1;
+	}
+	/* For the TCP_CLOSE callback that removes the peers entry. */
+	bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+	count(LL_CNT_SOCKETS_INSERTED, 1);
 	return 1;
 }
 
+SEC("sockops")
+int ll_sockops(struct bpf_sock_ops *ops)
+{
+	struct ll_key key = {};
+	__u32 flags;
+
+	if (ops->family != LL_AF_INET && ops->family != LL_AF_INET6)
+		return 1;
+	switch (ops->op) {
+	/* ACTIVE: the client, in tcp_finish_connect() when the SYN-ACK is
+	 * processed (before connect() returns). PASSIVE: the server's child
+	 * socket, when the final ACK is processed (before accept() returns).
+	 * Both fire without any BPF_SOCK_OPS_*_CB_FLAG. */
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		flags = config_flags();
+		if (flags & LL_CFG_DRAIN)
+			return 1;
+		return sockops_established(ops, flags);
+	/* args[1] is the new state (tcp_set_state()). The sockhash removes a
+	 * closing socket by itself (sock_map_close()); peers is ours. */
+	case BPF_SOCK_OPS_STATE_CB:
+		if (ops->args[1] != BPF_TCP_CLOSE)
+			return 1;
+		LL_KEY_FROM_CTX(&key, ops);
+		bpf_map_delete_elem(&peers, &key);
+		return 1;
+	}
+	return 1;
+}
+
+/* What the sender needs to know about its peer, read without a reference. */
+struct peer_view {
+	__u32 queued; /* bytes redirected to it and not read yet (psock msg_tot_len) */
+	__u32 rcvbuf; /* its SO_RCVBUF */
+	__u32 rcv_nxt; /* TCP bytes it has received ... */
+	__u32 copied_seq; /* ... and read */
+};
+
+/* sk_user_data carries flag bits in its low bits (SK_USER_DATA_PTRMASK). */
+#define LL_SK_USER_DATA_PTRMASK (~7UL)
+
+static __always_inline bool peer_read(const struct ll_sk_state *st, struct peer_view *v)
+{
+	struct sock *psk = bpf_rdonly_cast((void *)st->peer, bpf_core_type_id_kernel(struct sock));
+	struct tcp_sock *ptp;
+	struct sk_psock *psock;
+	__u64 ud;
+
+	if (psk->__sk_common.skc_cookie.counter != st->peer_cookie)
+		return false; /* freed; the memory may hold another socket */
+	ud = (__u64)psk->sk_user_data & LL_SK_USER_DATA_PTRMASK;
+	if (!ud)
+		return false; /* left the map: no psock */
+	psock = bpf_rdonly_cast((void *)ud, bpf_core_type_id_kernel(struct sk_psock));
+	ptp = bpf_rdonly_cast((void *)st->peer, bpf_core_type_id_kernel(struct tcp_sock));
+	v->queued = psock->msg_tot_len;
+	v->rcvbuf = (__u32)psk->sk_rcvbuf;
+	v->rcv_nxt = ptp->rcv_nxt;
+	v->copied_seq = ptp->copied_seq;
+	/* Seen again last: the values above belong to the socket we meant. */
+	return psk->__sk_common.skc_cookie.counter == st->peer_cookie;
+}
+
 /*
- * Ordering. tcp_bpf_recvmsg() (net/ipv4/tcp_bpf.c) reads the psock
- * ingress_msg queue before sk_receive_queue whenever ingress_msg holds data,
- * so a redirected byte would be read before an earlier byte of the same
- * direction that took the TCP path and still sits unread in the peer's
- * receive queue. A socket enters the map at ESTABLISHED, before it can send,
- * so every byte it sends passes this program: once a byte of a direction has
- * taken the TCP path (the peer was not in the map yet, or has left it), the
- * direction stays on TCP for the rest of the connection. The other way round
- * (redirect first, TCP later) is safe for the same reason and happens when
- * the peer leaves the map.
+ * The path of each direction, chosen per message.
  *
- * sk_msg programs cannot release a socket reference (no bpf_sk_release), so
- * they cannot look the peer up to see whether it has read those TCP bytes:
- * pinning the direction is the safe choice; the counter "tcp_pinned" shows
- * how often it happens.
+ * Redirect (the peer's psock ingress_msg) while the reader keeps up. When
+ * the bytes already waiting there exceed a limit, take the TCP path
+ * instead: TCP has real flow control (the peer's window closes, our send
+ * buffer fills, the writer blocks or gets EAGAIN), while redirected bytes
+ * are charged to the peer but never limited by SO_RCVBUF (bpf_tcp_ingress()
+ * in net/ipv4/tcp_bpf.c checks only global memory). The limit follows the
+ * reader as TCP's receive-buffer auto-tuning does: queue_limit for a reader
+ * seen taking bytes within the last reader_idle_ns (one that shares a CPU
+ * with its writer reads in bursts of many MiB, a scheduler slice apart),
+ * its SO_RCVBUF (at least LL_MIN_QUEUE) for one that has not read lately or
+ * never has.
+ *
+ * Ordering. tcp_bpf_recvmsg() reads ingress_msg before sk_receive_queue
+ * whenever ingress_msg holds data, so going from redirect to TCP is always
+ * safe (TCP bytes are read after the redirected ones), but going back is
+ * safe only once no TCP byte of this direction is left unread: all we wrote
+ * is sent (write_seq == snd_nxt), the peer has received all of it (its
+ * rcv_nxt == our snd_nxt: nothing left in flight on lo or in its backlog;
+ * compared directly rather than through snd_una, which a delayed ACK holds
+ * back) and has read all of it (copied_seq == rcv_nxt). Until then the
+ * direction stays on TCP. A direction whose peer cannot be read (not in
+ * peers: not in the map, or freed) stays on TCP.
  */
 SEC("sk_msg")
 int ll_sk_msg(struct sk_msg_md *msg)
 {
 	struct ll_key key = {}, peer = {};
+	struct ll_config *cfg;
+	struct ll_sock_ref *ref;
+	struct peer_view v = {};
 	struct ll_sk_state *st;
 	__u64 size = msg->size;
+	struct tcp_sock *tp;
 	struct bpf_sock *sk;
+	__u32 zero = 0;
+	__u64 now;
+	bool idle;
 
 	sk = msg->sk;
 	if (!sk)
@@ -212,15 +310,75 @@ int ll_sk_msg(struct sk_msg_md *msg)
 	st = bpf_sk_storage_get(&sk_state, sk, NULL, 0);
 	if (!st)
 		goto pass;
-	if (st->flags & LL_SK_TCP_USED) {
-		count(LL_CNT_TCP_PINNED, 1);
-		goto pass;
-	}
-	if (config_flags() & LL_CFG_DRAIN)
-		goto pass_pin;
+	cfg = bpf_map_lookup_elem(&ll_config, &zero);
+	if (!cfg || (cfg->flags & LL_CFG_DRAIN))
+		goto to_tcp;
 
+	now = bpf_ktime_get_ns();
+	idle = now - st->send_ns > cfg->reader_idle_ns;
+	/* Small writes back to back: a stream, not requests waiting for
+	 * their responses. */
+	if (size <= cfg->small_write && now - st->send_ns < LL_BURST_GAP_NS)
+		st->burst++;
+	else
+		st->burst = 0;
+	st->send_ns = now;
+
+	if (st->flags & LL_SK_TCP_USED) {
+		/* A small-write stream stays on TCP until a large write or a
+		 * pause: returning while it goes on would only queue it up
+		 * again, one wake-up per write. */
+		if ((st->flags & LL_SK_SMALL) && size <= cfg->small_write && !idle)
+			goto pass_tcp;
+		/* Bytes still unsent (autocork, a closed window): it cannot
+		 * return yet, and needs nothing below. */
+		tp = bpf_skc_to_tcp_sock(sk);
+		if (!tp || ((st->flags & LL_SK_HAVE_PEER) && tp->write_seq != tp->snd_nxt))
+			goto pass_tcp;
+	}
 	LL_KEY_FROM_CTX(&key, msg);
 	ll_key_mirror(&peer, &key);
+	if (!(st->flags & LL_SK_HAVE_PEER)) {
+		/* Not in the map yet (the client wrote before the server's
+		 * end was established), outside loopless's scope, or gone. */
+		ref = bpf_map_lookup_elem(&peers, &peer);
+		if (!ref)
+			goto to_tcp;
+		st->peer = ref->sk;
+		st->peer_cookie = ref->cookie;
+		st->flags |= LL_SK_HAVE_PEER;
+	}
+	if (!peer_read(st, &v)) {
+		st->flags &= ~LL_SK_HAVE_PEER;
+		goto to_tcp;
+	}
+	if (v.queued < st->queued_expect)
+		st->progress_ns = now; /* the reader took bytes since our last send */
+
+	if (st->flags & LL_SK_TCP_USED) {
+		tp = bpf_skc_to_tcp_sock(sk);
+		if (!tp || tp->write_seq != tp->snd_nxt || tp->snd_nxt != v.rcv_nxt ||
+		    v.copied_seq != v.rcv_nxt || v.queued > v.rcvbuf / 2)
+			goto pass_tcp;
+		st->flags &= ~(LL_SK_TCP_USED | LL_SK_SMALL);
+		count(LL_CNT_RETURNS, 1);
+	} else if (v.queued > (now - st->progress_ns <= cfg->reader_idle_ns ?
+				       cfg->queue_limit :
+				       (v.rcvbuf > LL_MIN_QUEUE ? v.rcvbuf : LL_MIN_QUEUE))) {
+		count(LL_CNT_FALLBACKS, 1);
+		goto to_tcp;
+	} else if (size <= cfg->small_write &&
+		   (v.queued > cfg->small_lag || st->burst >= LL_SMALL_BURST)) {
+		/* A stream of small writes (its reader lags, or they come
+		 * back to back): TCP coalesces them into few segments and
+		 * wake-ups, redirection queues and wakes per write.
+		 * Request/response traffic finds the queue empty and waits
+		 * for each response, so it stays redirected. */
+		count(LL_CNT_FALLBACKS_SMALL, 1);
+		st->flags |= LL_SK_SMALL;
+		goto to_tcp;
+	}
+	st->queued_expect = v.queued + size;
 	/* Returns SK_DROP when the peer is not in the map; returning that
 	 * would fail the sender's sendmsg with EACCES, so fall back instead. */
 	if (bpf_msg_redirect_hash(msg, &sock_hash, &peer, BPF_F_INGRESS) == SK_PASS) {
@@ -228,10 +386,45 @@ int ll_sk_msg(struct sk_msg_md *msg)
 		count(LL_CNT_REDIRECTED_BYTES, size);
 		return SK_PASS;
 	}
-pass_pin:
+to_tcp:
 	st->flags |= LL_SK_TCP_USED;
+pass_tcp:
+	count(LL_CNT_TCP_PINNED, 1);
 pass:
 	count(LL_CNT_PASSED_MSGS, 1);
 	count(LL_CNT_PASSED_BYTES, size);
 	return SK_PASS;
+}
+
+/*
+ * One record per socket in sock_hash (struct ll_conn_rec), for `loopless
+ * conns` and for `loopless uninstall`, which waits until no redirected byte
+ * is left unread before it takes sockets out of the map (removing a socket
+ * drops its psock, and with it the queue: sk_psock_drop() ->
+ * sk_psock_zap_ingress() in net/core/skmsg.c).
+ */
+SEC("iter/sockmap")
+int ll_iter(struct bpf_iter__sockmap *ctx)
+{
+	struct ll_conn_rec rec = {};
+	struct ll_key *key = ctx->key;
+	struct sock *sk = ctx->sk;
+	struct ll_sk_state *st;
+	struct sk_psock *psock;
+	__u64 ud;
+
+	if (!key || !sk)
+		return 0;
+	__builtin_memcpy(&rec.key, key, sizeof(rec.key));
+	rec.cookie = sk->__sk_common.skc_cookie.counter;
+	ud = (__u64)sk->sk_user_data & LL_SK_USER_DATA_PTRMASK;
+	if (ud) {
+		psock = bpf_rdonly_cast((void *)ud, bpf_core_type_id_kernel(struct sk_psock));
+		rec.queued = psock->msg_tot_len;
+	}
+	st = bpf_sk_storage_get(&sk_state, sk, NULL, 0);
+	if (st)
+		rec.flags = st->flags;
+	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
+	return 0;
 }

@@ -45,11 +45,14 @@ enum ll_counter {
 	LL_CNT_REDIRECTED_BYTES,
 	LL_CNT_PASSED_MSGS, /* sent on the TCP path: no peer in the map */
 	LL_CNT_PASSED_BYTES,
-	LL_CNT_TCP_PINNED, /* sent on the TCP path: this direction already used it */
+	LL_CNT_TCP_PINNED, /* sent on the TCP path: this direction is on TCP */
 	LL_CNT_SOCKETS_INSERTED,
 	LL_CNT_INSERT_ERRORS, /* bpf_sock_hash_update failed (ULP, MPTCP, map full) */
 	LL_CNT_SKIPPED_REMOTE, /* peer cannot be on this host */
 	LL_CNT_SKIPPED_PORT, /* port include/exclude rules */
+	LL_CNT_FALLBACKS, /* redirect -> TCP: the peer's queue is over its limit */
+	LL_CNT_RETURNS, /* TCP -> redirect: every TCP byte of the direction read */
+	LL_CNT_FALLBACKS_SMALL, /* redirect -> TCP: small writes outrunning the reader */
 	LL_CNT_MAX,
 };
 
@@ -61,6 +64,16 @@ enum ll_config_flags {
 
 struct ll_config {
 	__u32 flags;
+	/* Redirected bytes a reader that keeps reading may have waiting
+	 * before its writer takes the TCP path; one not seen reading for
+	 * reader_idle_ns: its SO_RCVBUF (at least LL_MIN_QUEUE). */
+	__u32 queue_limit;
+	/* Writes of at most small_write bytes take the TCP path while more
+	 * than small_lag redirected bytes wait unread (a small-write stream
+	 * outrunning its reader). */
+	__u32 small_write;
+	__u32 small_lag;
+	__u64 reader_idle_ns;
 };
 
 /* Values of the 65536-entry port array map. */
@@ -72,19 +85,51 @@ enum ll_port_rule {
 
 /* Per-socket state (socket local storage). */
 enum ll_sk_flags {
-	/* A byte of this direction took the TCP path: redirecting later bytes
-	 * could let them overtake it (see ll_sk_msg). */
+	/* This direction is on the TCP path: bytes of it may be unread, and
+	 * redirected ones would overtake them (see ll_sk_msg). */
 	LL_SK_TCP_USED = 1 << 0,
+	/* peer/peer_cookie are filled in. */
+	LL_SK_HAVE_PEER = 1 << 1,
+	/* On TCP as a small-write stream outrunning its reader. */
+	LL_SK_SMALL = 1 << 2,
 };
 
 struct ll_sk_state {
 	__u32 flags;
+	__u32 queued_expect; /* peer's queue after our last redirect */
+	__u32 burst; /* small writes in a row, each within LL_BURST_GAP_NS */
+	__u32 pad;
+	__u64 progress_ns; /* when the peer was last seen taking bytes */
+	__u64 send_ns; /* when this socket last sent */
+	__u64 peer; /* kernel address of the peer's struct sock */
+	__u64 peer_cookie;
+};
+
+/* Values of the peers map: where a socket is, for its peer's program. */
+struct ll_sock_ref {
+	__u64 sk; /* kernel address of the struct sock */
+	__u64 cookie; /* its socket cookie (bpf_get_socket_cookie) */
+};
+
+/* What the sockmap iterator (ll_iter) reports for each socket. */
+struct ll_conn_rec {
+	struct ll_key key;
+	__u64 cookie; /* socket cookie */
+	__u32 queued; /* redirected bytes waiting unread in its psock queue */
+	__u32 flags; /* enum ll_sk_flags of its sending direction */
 };
 
 /* Default sizes, overridable from the config before load. */
 #define LL_DEFAULT_MAX_SOCKETS 65536
 #define LL_MAX_LOCAL_ADDRS 256
 #define LL_NR_PORTS 65536
+#define LL_DEFAULT_QUEUE_LIMIT (16U << 20)
+#define LL_DEFAULT_READER_IDLE_NS (20ULL * 1000 * 1000)
+#define LL_MIN_QUEUE (256U << 10)
+#define LL_BURST_GAP_NS 5000ULL
+#define LL_SMALL_BURST 32
+#define LL_DEFAULT_SMALL_WRITE 4096
+#define LL_DEFAULT_SMALL_LAG (64U << 10)
 
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define LL_NTOHS(x) ((__u16)__builtin_bswap16(x))
@@ -119,8 +164,8 @@ static inline __u16 ll_local_port(__u32 local_port)
 #define LL_V6_LOOPBACK_WORD LL_HTONL(1U) /* ::1, last word */
 
 /* Fill a 16-byte address from a socket's family and addresses. */
-static inline __u32 ll_addr_set(__u32 dst[4], __u32 family, __u32 ip4, __u32 w0, __u32 w1,
-				__u32 w2, __u32 w3)
+static inline __u32 ll_addr_set(__u32 dst[4], __u32 family, __u32 ip4, __u32 w0, __u32 w1, __u32 w2,
+				__u32 w3)
 {
 	if (family == LL_AF_INET) {
 		dst[0] = 0;

@@ -47,6 +47,16 @@ const struct stat_def stat_defs[STAT_NR] = {
 				    "exclude_ports." },
 	[LL_CNT_SKIPPED_PORT] = { "skipped_port", "loopless_sockets_skipped_total",
 				  "reason=\"port\"", STAT_COUNTER, NULL },
+	[LL_CNT_FALLBACKS] = { "fallbacks", "loopless_fallbacks_total", "reason=\"stalled_reader\"",
+			       STAT_COUNTER,
+			       "Directions moved from redirection to TCP: reason=stalled_reader, the "
+			       "peer's queue was over its limit; reason=small_writes, small writes "
+			       "outran the reader." },
+	[LL_CNT_FALLBACKS_SMALL] = { "fallbacks_small", "loopless_fallbacks_total",
+				     "reason=\"small_writes\"", STAT_COUNTER, NULL },
+	[LL_CNT_RETURNS] = { "returns", "loopless_returns_total", NULL, STAT_COUNTER,
+			     "Directions moved from TCP back to redirection once every TCP byte "
+			     "of theirs was read." },
 	[STAT_SOCKETS] = { "sockets", "loopless_active_sockets", NULL, STAT_GAUGE,
 			   "Sockets in the sockhash now (two per accelerated connection)." },
 	[STAT_MAX_SOCKETS] = { "max_sockets", "loopless_map_capacity", NULL, STAT_GAUGE,

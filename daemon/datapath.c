@@ -21,11 +21,16 @@ int datapath_probe(const char **what)
 		enum bpf_func_id helper;
 		const char *name;
 	} helpers[] = {
-		{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_hash_update, "bpf_sock_hash_update in sockops" },
-		{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie, "bpf_get_netns_cookie in sockops (5.15)" },
-		{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get in sockops" },
-		{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_msg_redirect_hash, "bpf_msg_redirect_hash in sk_msg" },
-		{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_get_netns_cookie, "bpf_get_netns_cookie in sk_msg (5.15)" },
+		{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_hash_update,
+		  "bpf_sock_hash_update in sockops" },
+		{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie,
+		  "bpf_get_netns_cookie in sockops (5.15)" },
+		{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_get,
+		  "bpf_sk_storage_get in sockops" },
+		{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_msg_redirect_hash,
+		  "bpf_msg_redirect_hash in sk_msg" },
+		{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_get_netns_cookie,
+		  "bpf_get_netns_cookie in sk_msg (5.15)" },
 		{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get in sk_msg" },
 	};
 	size_t i;
@@ -114,13 +119,18 @@ int datapath_load(struct datapath *dp, const char *pin_dir, uint32_t max_sockets
 	skel = loopless_bpf__open();
 	if (!skel)
 		return -errno;
-	err = bpf_map__set_max_entries(skel->maps.sock_hash,
-				       pinned_max_sockets(pin_dir, max_sockets));
+	/* The iterator is the CLI's (datapath_conns). */
+	bpf_program__set_autoload(skel->progs.ll_iter, false);
+	max_sockets = pinned_max_sockets(pin_dir, max_sockets);
+	err = bpf_map__set_max_entries(skel->maps.sock_hash, max_sockets);
+	if (!err)
+		err = bpf_map__set_max_entries(skel->maps.peers, max_sockets);
 	if (err)
 		goto fail;
 	/* With a pin path set, libbpf reuses a compatible pinned map at load
 	 * time and pins the ones it creates. */
-	bpf_object__for_each_map(map, skel->obj) {
+	bpf_object__for_each_map(map, skel->obj)
+	{
 		err = pins_path(path, sizeof(path), pin_dir, bpf_map__name(map));
 		if (!err)
 			err = bpf_map__set_pin_path(map, path);
@@ -160,7 +170,13 @@ fail:
 
 static int write_maps(struct datapath *dp, const struct config *cfg)
 {
-	struct ll_config llc = { .flags = cfg->n_include_ports ? LL_CFG_INCLUDE_PORTS : 0 };
+	struct ll_config llc = {
+		.flags = cfg->n_include_ports ? LL_CFG_INCLUDE_PORTS : 0,
+		.queue_limit = LL_DEFAULT_QUEUE_LIMIT,
+		.small_write = LL_DEFAULT_SMALL_WRITE,
+		.small_lag = LL_DEFAULT_SMALL_LAG,
+		.reader_idle_ns = LL_DEFAULT_READER_IDLE_NS,
+	};
 	static __u8 rules[LL_NR_PORTS];
 	static __u32 keys[LL_NR_PORTS];
 	int fd_ports = bpf_map__fd(dp->skel->maps.ports);
@@ -212,8 +228,7 @@ struct link_sweep {
 };
 
 /* Adopt pinned links to wanted cgroups, detach the others. */
-static int sweep_link(const char *dir, const char *name, int link_fd, uint64_t cgroup_id,
-		      void *arg)
+static int sweep_link(const char *dir, const char *name, int link_fd, uint64_t cgroup_id, void *arg)
 {
 	struct link_sweep *s = arg;
 	char path[4096];
@@ -225,7 +240,8 @@ static int sweep_link(const char *dir, const char *name, int link_fd, uint64_t c
 		if (bpf_link_update(link_fd, s->prog_fd, NULL)) {
 			int err = -errno;
 
-			log_error("cannot swap the program of %s/%s: %s", dir, name, strerror(-err));
+			log_error("cannot swap the program of %s/%s: %s", dir, name,
+				  strerror(-err));
 			return err;
 		}
 		s->have[i] = true;
@@ -328,16 +344,123 @@ static int detach_link(const char *dir, const char *name, int link_fd, uint64_t 
 	return 0;
 }
 
-int datapath_uninstall(const char *pin_dir)
+int datapath_conns(const char *pin_dir, struct ll_conn_rec **out, size_t *n)
+{
+	LIBBPF_OPTS(bpf_iter_attach_opts, opts);
+	union bpf_iter_link_info linfo = {};
+	struct ll_conn_rec *recs = NULL, *tmp;
+	struct loopless_bpf *skel = NULL;
+	struct bpf_link *link = NULL;
+	size_t cap = 0, len = 0;
+	struct bpf_map *map;
+	int i, iter_fd = -1, err;
+	struct pinned p;
+	ssize_t r;
+
+	*out = NULL;
+	*n = 0;
+	err = pins_open(pin_dir, &p);
+	if (err)
+		return err;
+	skel = loopless_bpf__open();
+	if (!skel) {
+		err = -errno;
+		goto out;
+	}
+	bpf_program__set_autoload(skel->progs.ll_sockops, false);
+	bpf_program__set_autoload(skel->progs.ll_sk_msg, false);
+	/* The iterator reads the pinned maps; a map a pin set lacks (older
+	 * layout) is created for this run only. */
+	bpf_object__for_each_map(map, skel->obj)
+	{
+		for (i = 0; i < PIN_NR_MAPS; i++) {
+			if (p.maps[i] < 0 || strcmp(bpf_map__name(map), pin_map_names[i]))
+				continue;
+			err = bpf_map__reuse_fd(map, p.maps[i]);
+			if (err)
+				goto out;
+		}
+	}
+	err = loopless_bpf__load(skel);
+	if (err)
+		goto out;
+	linfo.map.map_fd = p.maps[PIN_SOCK_HASH];
+	opts.link_info = &linfo;
+	opts.link_info_len = sizeof(linfo);
+	link = bpf_program__attach_iter(skel->progs.ll_iter, &opts);
+	if (!link) {
+		err = -errno;
+		goto out;
+	}
+	iter_fd = bpf_iter_create(bpf_link__fd(link));
+	if (iter_fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	for (;;) {
+		if (len == cap) {
+			cap = cap ? 2 * cap : 64;
+			tmp = realloc(recs, cap * sizeof(*recs));
+			if (!tmp) {
+				err = -ENOMEM;
+				goto out;
+			}
+			recs = tmp;
+		}
+		r = read(iter_fd, &recs[len], (cap - len) * sizeof(*recs));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err = -errno;
+			goto out;
+		}
+		if (!r)
+			break;
+		len += r / sizeof(*recs);
+	}
+	*out = recs;
+	*n = len;
+	recs = NULL;
+	err = 0;
+out:
+	if (iter_fd >= 0)
+		close(iter_fd);
+	bpf_link__destroy(link);
+	loopless_bpf__destroy(skel);
+	free(recs);
+	pins_close(&p);
+	return err;
+}
+
+/* Bytes redirected and not read yet, over every socket in the sockhash. */
+static int unread_bytes(const char *pin_dir, uint64_t *unread)
+{
+	struct ll_conn_rec *recs;
+	size_t i, n;
+	int err;
+
+	err = datapath_conns(pin_dir, &recs, &n);
+	if (err)
+		return err;
+	*unread = 0;
+	for (i = 0; i < n; i++)
+		*unread += recs[i].queued;
+	free(recs);
+	return 0;
+}
+
+int datapath_uninstall(const char *pin_dir, unsigned int timeout_ms, bool force, uint64_t *unread)
 {
 	struct ll_config drain = { .flags = LL_CFG_DRAIN };
 	struct pinned p;
 	struct ll_key key, next;
 	char path[4096];
+	unsigned int waited = 0;
 	__u32 zero = 0;
 	bool more;
 	int i, err;
 
+	*unread = 0;
 	err = pins_open(pin_dir, &p);
 	if (err)
 		return err;
@@ -353,7 +476,22 @@ int datapath_uninstall(const char *pin_dir)
 	err = pins_for_each_link(pin_dir, detach_link, NULL);
 	if (err)
 		goto out;
-	/* 3. Empty the sockhash: each socket gets its own proto back. The map
+	/* 3. Wait for the readers to take what was redirected to them: taking
+	 * a socket out of the map drops its queue. */
+	for (;;) {
+		err = unread_bytes(pin_dir, unread);
+		if (err)
+			goto out;
+		if (!*unread || force)
+			break;
+		if (waited >= timeout_ms) {
+			err = -EBUSY;
+			goto out;
+		}
+		usleep(50 * 1000);
+		waited += 50;
+	}
+	/* 4. Empty the sockhash: each socket gets its own proto back. The map
 	 * cannot simply be unpinned: the sk_msg program held by the psocks
 	 * holds the map, so it would live on with its sockets. */
 	for (more = !bpf_map_get_next_key(p.maps[PIN_SOCK_HASH], NULL, &next); more;) {
@@ -364,7 +502,7 @@ int datapath_uninstall(const char *pin_dir)
 			goto out;
 		}
 	}
-	/* 4. Remove the pins and the directory. */
+	/* 5. Remove the pins and the directory. */
 	for (i = 0; i < PIN_NR_MAPS; i++)
 		if (!pins_path(path, sizeof(path), pin_dir, pin_map_names[i]) && unlink(path) &&
 		    errno != ENOENT) {

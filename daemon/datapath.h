@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "config.h"
+#include "loopless.h"
 
 struct loopless_bpf;
 
@@ -37,9 +38,18 @@ int datapath_apply(struct datapath *dp, const struct config *cfg, const struct c
 		   int n_cg);
 /* Release the skeleton; everything pinned stays. */
 void datapath_close(struct datapath *dp);
-/* Stop inserting and redirecting, detach from every cgroup, empty the
- * sockhash (sockets go back to plain TCP) and remove every pin and the
- * directory. -ENOENT when nothing is pinned in @pin_dir. */
-int datapath_uninstall(const char *pin_dir);
+/* Every socket in the pinned sockhash with its redirected bytes waiting
+ * unread and its path (ll_iter). *out is malloc'd; -ENOENT: nothing pinned. */
+int datapath_conns(const char *pin_dir, struct ll_conn_rec **out, size_t *n);
+
+/*
+ * Stop inserting and redirecting, detach from every cgroup, wait up to
+ * @timeout_ms for every redirected byte to be read (unless @force), empty
+ * the sockhash (sockets go back to plain TCP) and remove every pin and the
+ * directory. -ENOENT when nothing is pinned in @pin_dir; -EBUSY when bytes
+ * were still unread at the timeout (*unread says how many; the datapath is
+ * then left drained and detached, pins in place, nothing lost).
+ */
+int datapath_uninstall(const char *pin_dir, unsigned int timeout_ms, bool force, uint64_t *unread);
 
 #endif

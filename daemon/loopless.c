@@ -25,6 +25,8 @@
 struct opts {
 	const char *pin_dir;
 	bool json;
+	unsigned int timeout_ms;
+	bool force;
 };
 
 static void usage(FILE *f)
@@ -40,13 +42,17 @@ static void usage(FILE *f)
 		"              fill (sockets) and capacity (max_sockets); looplessd's\n"
 		"              metrics endpoint serves the same numbers\n"
 		"  conns       the accelerated sockets: netns cookie, family, local and remote\n"
-		"              address:port, socket cookie (match with `ss -tie`)\n"
-		"  uninstall   detach from every cgroup, return every socket to plain TCP and\n"
+		"              address:port, socket cookie (match with `ss -tie`), how its\n"
+		"              sends travel now (redirect or tcp), redirected bytes unread\n"
+		"  uninstall   stop redirecting, detach from every cgroup, wait until every\n"
+		"              redirected byte is read, return every socket to plain TCP and\n"
 		"              remove all pins; open connections keep working\n"
 		"\n"
 		"Options:\n"
 		"  -p, --pin-dir DIR   bpffs directory looplessd pins into (default %s)\n"
 		"  -j, --json          machine-readable output (status, stats, conns)\n"
+		"  -t, --timeout SEC   uninstall: how long to wait for readers (default 30)\n"
+		"  -f, --force         uninstall: do not wait; unread redirected bytes are lost\n"
 		"  -h, --help          show this help\n"
 		"  -V, --version       show the version\n"
 		"\n"
@@ -203,52 +209,78 @@ static int cmd_stats(const struct opts *o)
 	return 0;
 }
 
+static int cmp_rec(const void *a, const void *b)
+{
+	const struct ll_conn_rec *x = a, *y = b;
+
+	return x->cookie < y->cookie ? -1 : x->cookie > y->cookie;
+}
+
 static int cmd_conns(const struct opts *o)
 {
 	char local[64], remote[64];
-	struct ll_key key, next;
-	void *prev = NULL;
-	struct pinned p;
-	__u64 cookie;
-	int n = 0;
+	struct ll_conn_rec *recs;
+	const char *path;
+	size_t i, n;
+	int err;
 
-	if (open_pins(o, &p))
+	err = datapath_conns(o->pin_dir, &recs, &n);
+	if (err == -ENOENT) {
+		log_error("no loopless datapath is pinned in %s (is looplessd running? "
+			  "see --pin-dir)",
+			  o->pin_dir);
 		return 1;
+	}
+	if (err) {
+		log_error("cannot list the sockets in %s: %s", o->pin_dir, strerror(-err));
+		return 1;
+	}
+	qsort(recs, n, sizeof(*recs), cmp_rec);
 	if (o->json)
 		printf("[");
 	else
-		printf("%-20s %-6s %-46s %-46s %s\n", "NETNS", "FAMILY", "LOCAL", "REMOTE",
-		       "COOKIE");
-	while (!bpf_map_get_next_key(p.maps[PIN_SOCK_HASH], prev, &next)) {
-		key = next;
-		prev = &key;
-		/* A sockhash lookup from user space returns the socket cookie. */
-		if (bpf_map_lookup_elem(p.maps[PIN_SOCK_HASH], &key, &cookie))
-			continue; /* closed meanwhile */
-		fmt_endpoint(local, sizeof(local), key.family, key.laddr, key.lport);
-		fmt_endpoint(remote, sizeof(remote), key.family, key.raddr, key.rport);
+		printf("%-12s %-6s %-42s %-42s %-10s %-8s %s\n", "NETNS", "FAMILY", "LOCAL",
+		       "REMOTE", "COOKIE", "SENDS", "UNREAD");
+	for (i = 0; i < n; i++) {
+		const struct ll_key *k = &recs[i].key;
+
+		fmt_endpoint(local, sizeof(local), k->family, k->laddr, k->lport);
+		fmt_endpoint(remote, sizeof(remote), k->family, k->raddr, k->rport);
+		/* How this socket's own sends travel now. */
+		path = recs[i].flags & LL_SK_TCP_USED ? "tcp" : "redirect";
 		if (o->json)
 			printf("%s{\"netns_cookie\":%llu,\"family\":\"%s\",\"local\":\"%s\","
-			       "\"remote\":\"%s\",\"cookie\":%llu}",
-			       n ? "," : "", (unsigned long long)key.netns, family_name(key.family),
-			       local, remote, (unsigned long long)cookie);
+			       "\"remote\":\"%s\",\"cookie\":%llu,\"sends\":\"%s\","
+			       "\"unread_bytes\":%u}",
+			       i ? "," : "", (unsigned long long)k->netns, family_name(k->family),
+			       local, remote, (unsigned long long)recs[i].cookie, path,
+			       recs[i].queued);
 		else
-			printf("%-20llu %-6s %-46s %-46s %llu\n", (unsigned long long)key.netns,
-			       family_name(key.family), local, remote, (unsigned long long)cookie);
-		n++;
+			printf("%-12llu %-6s %-42s %-42s %-10llu %-8s %u\n",
+			       (unsigned long long)k->netns, family_name(k->family), local, remote,
+			       (unsigned long long)recs[i].cookie, path, recs[i].queued);
 	}
 	if (o->json)
 		printf("]\n");
-	pins_close(&p);
+	free(recs);
 	return 0;
 }
 
 static int cmd_uninstall(const struct opts *o)
 {
-	int err = datapath_uninstall(o->pin_dir);
+	uint64_t unread;
+	int err = datapath_uninstall(o->pin_dir, o->timeout_ms, o->force, &unread);
 
 	if (err == -ENOENT) {
 		log_error("nothing to uninstall: no datapath pinned in %s", o->pin_dir);
+		return 1;
+	}
+	if (err == -EBUSY) {
+		log_error("%llu redirected bytes still unread after %u s: stopped before taking "
+			  "sockets out of the map, which would drop them. The datapath is "
+			  "detached and redirects nothing; run uninstall again once the readers "
+			  "have read, or add --force to drop the bytes",
+			  (unsigned long long)unread, o->timeout_ms / 1000);
 		return 1;
 	}
 	if (err) {
@@ -264,11 +296,15 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "pin-dir", required_argument, NULL, 'p' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "force", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{},
 	};
-	struct opts o = { .pin_dir = CONFIG_DEFAULT_PIN_DIR };
+	struct opts o = { .pin_dir = CONFIG_DEFAULT_PIN_DIR, .timeout_ms = 30000 };
+	unsigned long secs;
+	char *end;
 	const char *cmd = NULL;
 	int c;
 
@@ -276,7 +312,7 @@ int main(int argc, char **argv)
 	/* "+" stops at the command; parsing then goes on after it, so options
 	 * work on either side: `loopless --json stats`, `loopless stats --json`. */
 	for (;;) {
-		c = getopt_long(argc, argv, "+p:jhV", longopts, NULL);
+		c = getopt_long(argc, argv, "+p:jt:fhV", longopts, NULL);
 		if (c == -1) {
 			if (cmd || optind >= argc)
 				break;
@@ -289,6 +325,19 @@ int main(int argc, char **argv)
 			break;
 		case 'j':
 			o.json = true;
+			break;
+		case 't':
+			errno = 0;
+			secs = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || secs > 3600) {
+				log_error("--timeout: \"%s\" is not a number of seconds (0-3600)",
+					  optarg);
+				return EXIT_USAGE;
+			}
+			o.timeout_ms = (unsigned int)secs * 1000;
+			break;
+		case 'f':
+			o.force = true;
 			break;
 		case 'h':
 			usage(stdout);

@@ -670,8 +670,14 @@ out_fresh:
 	 * datapath). */
 	if (d.dp.skel)
 		datapath_close(&d.dp);
-	if (!d.dp.adopted && datapath_uninstall(cfg->pin_dir) && errno != ENOENT)
-		log_warn("could not clean up %s after the failure", cfg->pin_dir);
+	if (!d.dp.adopted) {
+		uint64_t unread;
+
+		err = datapath_uninstall(cfg->pin_dir, 0, true, &unread);
+		if (err && err != -ENOENT)
+			log_warn("could not clean up %s after the failure: %s", cfg->pin_dir,
+				 strerror(-err));
+	}
 out:
 	if (metrics_fd >= 0)
 		close(metrics_fd);

@@ -15,9 +15,13 @@
 #include "pins.h"
 
 const char *const pin_map_names[PIN_NR_MAPS] = {
-	[PIN_SOCK_HASH] = "sock_hash", [PIN_COUNTERS] = "counters",
-	[PIN_CONFIG] = "ll_config",    [PIN_PORTS] = "ports",
-	[PIN_LOCAL_ADDRS] = "local_addrs", [PIN_SK_STATE] = "sk_state",
+	[PIN_SOCK_HASH] = "sock_hash",
+	[PIN_COUNTERS] = "counters",
+	[PIN_CONFIG] = "ll_config",
+	[PIN_PORTS] = "ports",
+	[PIN_LOCAL_ADDRS] = "local_addrs",
+	[PIN_SK_STATE] = "sk_state",
+	[PIN_PEERS] = "peers",
 };
 
 const char *const pin_prog_names[2] = { "ll_sockops", "ll_sk_msg" };

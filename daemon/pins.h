@@ -3,7 +3,7 @@
  * The pin directory: what looplessd leaves in bpffs so the datapath outlives
  * it, and how the CLI finds it again.
  *
- *   <dir>/sock_hash counters ll_config ports local_addrs sk_state   maps
+ *   <dir>/sock_hash counters ll_config ports local_addrs sk_state peers   maps
  *   <dir>/ll_sockops ll_sk_msg                                      programs
  *   <dir>/link_cg_<cgroup id>                                       cgroup links
  */
@@ -22,6 +22,7 @@ enum pin_map {
 	PIN_PORTS,
 	PIN_LOCAL_ADDRS,
 	PIN_SK_STATE,
+	PIN_PEERS,
 	PIN_NR_MAPS,
 };
 

@@ -8,11 +8,23 @@ BIG=${LOOPLESS_TEST_BYTES:-256M}
 BIG_BYTES=$((256 << 20))
 [ "$BIG" = 256M ] || BIG_BYTES=$(numfmt --from=iec "$BIG")
 
-# assert_redirected BEFORE_BYTES MIN_BYTES: redirected_bytes grew by MIN_BYTES.
+# Writers in tests that prove full redirection are paced below what the
+# verifying reader sustains: loopless redirects only while the reader keeps
+# up and gives a lagging one TCP's flow control instead (see ll_sk_msg), and
+# lltraffic's reader, which checks every byte, is slower than its writer.
+# The rates leave room for a shared, noisy 2-core machine.
+KEEPUP="--rate 64M"
+KEEPUP_DUPLEX="--rate 40M" # two writers and two readers share 2 cores
+
+# assert_redirected BEFORE_BYTES BYTES: redirected_bytes grew by at least
+# 95 % of BYTES. Not all: a client that writes right after connect() can be
+# faster than the server end's insertion; those first bytes take TCP and the
+# direction returns to redirect once they are read (see ll_sk_msg).
 assert_redirected() {
 	local now
 	now=$(counter redirected_bytes)
-	[ $((now - $1)) -ge "$2" ] || die "redirected_bytes grew by $((now - $1)), expected >= $2"
+	[ $((now - $1)) -ge $(($2 / 100 * 95)) ] ||
+		die "redirected_bytes grew by $((now - $1)), expected >= 95 % of $2"
 }
 
 # pair_checked NS CG ARGS...: run an lltraffic pair, fail unless it says ok.
@@ -38,12 +50,12 @@ t_loopback_v4() {
 	base_rx=$(($(lo_rx) - rx0))
 	r0=$(counter redirected_bytes)
 	rx0=$(lo_rx)
-	out=$(pair_checked "$NS" "$CG" --connect 127.0.0.1 --bytes "$BIG")
+	out=$(pair_checked "$NS" "$CG" $KEEPUP --connect 127.0.0.1 --bytes "$BIG")
 	rx1=$(lo_rx)
 	log "$out"
 	log "lo rx packets for $BIG: plain TCP $base_rx, loopless $((rx1 - rx0))"
 	assert_redirected "$r0" "$BIG_BYTES"
-	[ $((rx1 - rx0)) -lt 20 ] || die "lo saw $((rx1 - rx0)) packets with loopless"
+	[ $((rx1 - rx0)) -lt $((base_rx / 20)) ] || die "lo saw $((rx1 - rx0)) packets with loopless (plain TCP: $base_rx)"
 	[ "$base_rx" -gt 1000 ] || die "plain TCP lo delta $base_rx: baseline is not plain TCP?"
 	[ "$(counter sockets_inserted)" -ge 2 ] || die "sockets_inserted < 2"
 }
@@ -63,11 +75,11 @@ t_local_ip() {
 	start_daemon --config "$TMP/conf"
 	r0=$(counter redirected_bytes)
 	rx0=$(lo_rx)
-	pair_checked "$NS" "$CG" --connect 203.0.113.1 --bytes "$BIG" --duplex >/dev/null
+	pair_checked "$NS" "$CG" $KEEPUP_DUPLEX --connect 203.0.113.1 --bytes 128M --duplex >/dev/null
 	rx1=$(lo_rx)
-	assert_redirected "$r0" $((2 * BIG_BYTES))
-	[ $((rx1 - rx0)) -lt 20 ] || die "lo saw $((rx1 - rx0)) packets"
-	log "local IP 203.0.113.1, duplex $BIG: lo rx delta $((rx1 - rx0))"
+	assert_redirected "$r0" $((2 * (128 << 20)))
+	[ $((rx1 - rx0)) -lt 200 ] || die "lo saw $((rx1 - rx0)) packets (plain TCP: thousands)"
+	log "local IP 203.0.113.1, duplex 128M: lo rx delta $((rx1 - rx0))"
 
 	# .2 -> .1: only the client's peer (.1) is listed, so the server end
 	# (whose peer is .2) stays out and nothing is redirected.
@@ -82,7 +94,7 @@ t_local_ip() {
 	kill -HUP "$DAEMON_PID"
 	for _ in $(seq 100); do grep -q "reloaded" "$TMP/looplessd.log" && break; sleep 0.05; done
 	grep -q "reloaded" "$TMP/looplessd.log" || die "SIGHUP reload not logged"
-	pair_checked "$NS" "$CG" --connect 203.0.113.1 --bind 203.0.113.2 --bytes 8M >/dev/null
+	pair_checked "$NS" "$CG" $KEEPUP --connect 203.0.113.1 --bind 203.0.113.2 --bytes 8M >/dev/null
 	assert_redirected "$r0" $((8 << 20))
 	log "203.0.113.2 -> 203.0.113.1 redirected once both are in local_addrs"
 }
@@ -96,8 +108,8 @@ t_ipv6_and_mapped() {
 		"--listen :: --connect 127.0.0.1"; do
 		r0=$(counter redirected_bytes)
 		# shellcheck disable=SC2086
-		pair_checked "$NS" "$CG" $spec --bytes 64M --duplex >/dev/null
-		assert_redirected "$r0" $((2 * (64 << 20)))
+		pair_checked "$NS" "$CG" $KEEPUP_DUPLEX $spec --bytes 48M --duplex >/dev/null
+		assert_redirected "$r0" $((2 * (48 << 20)))
 		log "redirected: $spec"
 	done
 }
@@ -110,17 +122,17 @@ t_netns_collision() {
 	ns2=$NEW_NS
 	start_daemon
 	r0=$(counter redirected_bytes)
-	pair_checked "$NS" "$CG" --connect 127.0.0.1 --port 7001 --client-port 7002 \
-		--bytes "$BIG" --seed 1 --duplex >"$TMP/a" &
+	pair_checked "$NS" "$CG" --rate 20M --connect 127.0.0.1 --port 7001 --client-port 7002 \
+		--bytes 64M --seed 1 --duplex >"$TMP/a" &
 	p1=$!
-	pair_checked "$ns2" "$CG" --connect 127.0.0.1 --port 7001 --client-port 7002 \
-		--bytes "$BIG" --seed 2 --duplex >"$TMP/b" &
+	pair_checked "$ns2" "$CG" --rate 20M --connect 127.0.0.1 --port 7001 --client-port 7002 \
+		--bytes 64M --seed 2 --duplex >"$TMP/b" &
 	p2=$!
 	wait $p1 || die "netns A: $(cat "$TMP/a")"
 	wait $p2 || die "netns B: $(cat "$TMP/b")"
 	grep -q "client=127.0.0.1:7002" "$TMP/a" || die "netns A did not use the fixed tuple"
 	grep -q "client=127.0.0.1:7002" "$TMP/b" || die "netns B did not use the fixed tuple"
-	assert_redirected "$r0" $((4 * BIG_BYTES))
+	assert_redirected "$r0" $((4 * (64 << 20)))
 	log "A: $(cat "$TMP/a")"
 	log "B: $(cat "$TMP/b")"
 }
@@ -160,7 +172,7 @@ t_scope() {
 	pair_checked "$NS" "$CG" --connect 127.0.0.1 --port 7200 --bytes 16M >/dev/null
 	[ "$(counter redirected_bytes)" -eq "$r0" ] || die "excluded port was redirected"
 	[ "$(counter skipped_port)" -ge $((s0 + 2)) ] || die "skipped_port did not count both ends"
-	pair_checked "$NS" "$CG" --connect 127.0.0.1 --port 7201 --bytes 16M >/dev/null
+	pair_checked "$NS" "$CG" $KEEPUP --connect 127.0.0.1 --port 7201 --bytes 16M >/dev/null
 	assert_redirected "$r0" $((16 << 20))
 }
 
@@ -173,7 +185,7 @@ t_restart_mid_stream() {
 	start_daemon
 	r0=$(counter redirected_bytes)
 	rx0=$(lo_rx)
-	pair_checked "$NS" "$CG" --connect 127.0.0.1 --bytes "$BIG" --duplex --rate 48M \
+	pair_checked "$NS" "$CG" --connect 127.0.0.1 --bytes 192M --duplex --rate 40M \
 		>"$TMP/pair" &
 	pid=$!
 	sleep 1
@@ -189,12 +201,12 @@ t_restart_mid_stream() {
 	wait $pid || die "stream across restarts: $(cat "$TMP/pair")"
 	out=$(cat "$TMP/pair")
 	log "$out"
-	assert_redirected "$r0" $((2 * BIG_BYTES))
-	[ $(($(lo_rx) - rx0)) -lt 20 ] || die "lo saw $(($(lo_rx) - rx0)) packets across restarts"
+	assert_redirected "$r0" $((2 * (192 << 20)))
+	[ $(($(lo_rx) - rx0)) -lt 200 ] || die "lo saw $(($(lo_rx) - rx0)) packets across restarts"
 	links=$(bpftool cgroup show "$CG" | grep -c sock_ops)
 	[ "$links" -eq 1 ] || die "$links sock_ops attachments after restarts, expected 1"
 	r0=$(counter redirected_bytes)
-	pair_checked "$NS" "$CG" --connect 127.0.0.1 --bytes 16M >/dev/null
+	pair_checked "$NS" "$CG" $KEEPUP --connect 127.0.0.1 --bytes 16M >/dev/null
 	assert_redirected "$r0" $((16 << 20))
 }
 
@@ -361,7 +373,7 @@ wait_file() {
 # (established, in the sockhash) until resume_pair NAME; its 32 MiB are
 # verified at the end. The pid goes to $PAIR_PID.
 paused_pair() {
-	pair_checked "$NS" "$2" --connect 127.0.0.1 --port "$3" --bytes 32M --pause-after 8M \
+	pair_checked "$NS" "$2" $KEEPUP --connect 127.0.0.1 --port "$3" --bytes 32M --pause-after 8M \
 		--ready-file "$TMP/$1.ready" --resume-file "$TMP/$1.resume" >"$TMP/$1.out" &
 	PAIR_PID=$!
 	wait_file "$TMP/$1.ready"
@@ -408,7 +420,7 @@ t_reload_ports() {
 	[ "$(reload_daemon)" = ok ] || die "reload adding exclude_ports: $(tail -3 "$TMP/looplessd.log")"
 	r0=$(counter redirected_bytes)
 	s0=$(counter skipped_port)
-	pair_checked "$NS" "$CG" --connect 127.0.0.1 --port 7401 --bytes 16M >/dev/null
+	pair_checked "$NS" "$CG" $KEEPUP --connect 127.0.0.1 --port 7401 --bytes 16M >/dev/null
 	[ "$(counter redirected_bytes)" -eq "$r0" ] || die "a newly excluded port was redirected"
 	[ "$(counter skipped_port)" -ge $((s0 + 2)) ] || die "skipped_port did not count both ends"
 	log "after reload: port 7401 excluded (skipped_port $s0 -> $(counter skipped_port))"
@@ -418,7 +430,7 @@ t_reload_ports() {
 	conf "[daemon]" "cgroup = $CG"
 	[ "$(reload_daemon)" = ok ] || die "reload removing exclude_ports"
 	r0=$(counter redirected_bytes)
-	pair_checked "$NS" "$CG" --connect 127.0.0.1 --port 7401 --bytes 16M >/dev/null
+	pair_checked "$NS" "$CG" $KEEPUP --connect 127.0.0.1 --port 7401 --bytes 16M >/dev/null
 	assert_redirected "$r0" $((16 << 20))
 	log "exclusion removed by reload: port 7401 redirected again"
 }
@@ -432,13 +444,13 @@ t_reload_cgroups() {
 	conf "[daemon]" "cgroup = $a"
 	start_daemon --config "$TMP/conf"
 	r0=$(counter redirected_bytes)
-	pair_checked "$NS" "$b" --connect 127.0.0.1 --bytes 8M >/dev/null
+	pair_checked "$NS" "$b" $KEEPUP --connect 127.0.0.1 --bytes 8M >/dev/null
 	[ "$(counter redirected_bytes)" -eq "$r0" ] || die "cgroup b redirected before it was added"
 	conf "[daemon]" "cgroup = $a" "cgroup = $b"
 	[ "$(reload_daemon)" = ok ] || die "reload adding cgroup b: $(tail -3 "$TMP/looplessd.log")"
 	[ "$(sock_ops_count "$b")" -eq 1 ] || die "no sock_ops on $b after the reload"
 	[ "$(sock_ops_count "$a")" -eq 1 ] || die "$a lost or doubled its sock_ops"
-	pair_checked "$NS" "$b" --connect 127.0.0.1 --bytes 16M >/dev/null
+	pair_checked "$NS" "$b" $KEEPUP --connect 127.0.0.1 --bytes 16M >/dev/null
 	assert_redirected "$r0" $((16 << 20))
 	log "cgroup b added by reload: its process is redirected"
 
@@ -451,7 +463,7 @@ t_reload_cgroups() {
 	[ "$(sock_ops_count "$b")" -eq 1 ] || die "$b lost its sock_ops"
 	"$LOOPLESS" --pin-dir "$PIN" status | grep -q "$a " && die "status still lists $a"
 	r0=$(counter redirected_bytes)
-	pair_checked "$NS" "$a" --connect 127.0.0.1 --port 7411 --bytes 8M >/dev/null
+	pair_checked "$NS" "$a" $KEEPUP --connect 127.0.0.1 --port 7411 --bytes 8M >/dev/null
 	[ "$(counter redirected_bytes)" -eq "$r0" ] || die "removed cgroup a still redirected"
 	resume_pair old "$pid"
 	log "cgroup a removed by reload: no sock_ops, new connections on TCP, open one intact"
@@ -531,10 +543,10 @@ time.sleep(30)' >"$TMP/busy" &
 		die "last_reload_successful is not 0"
 	r0=$(counter redirected_bytes)
 	s0=$(counter skipped_port)
-	pair_checked "$NS" "$CG" --connect 127.0.0.1 --port 7500 --bytes 8M >/dev/null
+	pair_checked "$NS" "$CG" $KEEPUP --connect 127.0.0.1 --port 7500 --bytes 8M >/dev/null
 	[ "$(counter redirected_bytes)" -eq "$r0" ] || die "exclusion lost by a rejected reload"
 	[ "$(counter skipped_port)" -ge $((s0 + 2)) ] || die "skipped_port did not count"
-	pair_checked "$NS" "$CG" --connect 127.0.0.1 --port 7501 --bytes 8M >/dev/null
+	pair_checked "$NS" "$CG" $KEEPUP --connect 127.0.0.1 --port 7501 --bytes 8M >/dev/null
 	assert_redirected "$r0" $((8 << 20))
 	conf "[daemon]" "cgroup = $CG" "metrics = 127.0.0.1:0" "[datapath]" "exclude_ports = 7500"
 	[ "$(reload_daemon)" = ok ] || die "a good reload after bad ones"
@@ -572,7 +584,7 @@ t_metrics() {
 	text=$(http "http://$at/metrics")
 	[ "$(sample "$text" loopless_active_sockets)" -ge 2 ] || die "active_sockets with a live pair"
 	resume_pair p "$pid"
-	pair_checked "$NS" "$CG" --connect 127.0.0.1 --bytes 16M >/dev/null
+	pair_checked "$NS" "$CG" $KEEPUP --connect 127.0.0.1 --bytes 16M >/dev/null
 	text=$(http "http://$at/metrics")
 	"$PROMTOOL" check metrics <<<"$text" || die "promtool after traffic"
 	[ $(($(sample "$text" loopless_redirected_bytes_total) - r0)) -ge $((48 << 20)) ] ||
@@ -658,7 +670,7 @@ t_systemd_unit() {
 	"$LOOPLESS" --pin-dir "$PIN" status >/dev/null ||
 		die "not attached with $caps: $(cat "$TMP/looplessd.log")"
 	r0=$(counter redirected_bytes)
-	pair_checked "$NS" "$CG" --connect 127.0.0.1 --bytes 8M >/dev/null
+	pair_checked "$NS" "$CG" $KEEPUP --connect 127.0.0.1 --bytes 8M >/dev/null
 	assert_redirected "$r0" $((8 << 20))
 	kill -HUP "$DAEMON_PID"
 	for _ in $(seq 100); do grep -q "reloaded$" "$TMP/looplessd.log" && break; sleep 0.05; done
@@ -830,7 +842,7 @@ t_systemd_boot() {
 	PIN=$(sed -n 's/^pin_dir = //p' /etc/loopless/looplessd.conf)
 	systemctl start looplessd; echo "start=$?"
 	echo "state1=$(show)"
-	/opt/build/lltraffic pair --connect 127.0.0.1 --bytes 8M | sed 's/^/pair=/'
+	/opt/build/lltraffic pair --connect 127.0.0.1 --bytes 8M --rate 64M | sed 's/^/pair=/'
 	echo "redirected=$(/usr/local/sbin/loopless --pin-dir "$PIN" stats --json |
 		sed 's/.*"redirected_bytes":\([0-9]*\).*/\1/')"
 	A=$(at); echo "at1=$A"
@@ -902,7 +914,7 @@ t_systemd_boot() {
 	*) die "state1: $(k state1)" ;;
 	esac
 	case "$(k pair)" in ok*) ;; *) die "traffic in the container: $(k pair)" ;; esac
-	[ "$(k redirected)" -ge $((8 << 20)) ] || die "not redirected under systemd: $(k redirected)"
+	[ "$(k redirected)" -ge $(((8 << 20) / 100 * 95)) ] || die "not redirected under systemd: $(k redirected)"
 	# The scrape itself is a local connection in the container's cgroup:
 	# its request is redirected too.
 	[ "$(k metric)" -ge "$(k redirected)" ] || die "/metrics $(k metric) < stats $(k redirected)"
@@ -965,14 +977,16 @@ t_bench_smoke() {
 	n=$(jq '[.aggregate[] | select((.mode | startswith("redirect-")) and .ratio_plain == null)]
 		| length' "$out/results.json")
 	[ "$n" -eq 0 ] || die "$n redirect aggregates without a ratio to their plain mode"
-	# Path proof, per rr/stream measurement.
-	plain_min=$(jq '[.samples[] | select((.workload == "rr" or .workload == "stream") and
+	# Path proof, per rr measurement: request/response always stays
+	# redirected. Streams may use TCP by design (a reader that lags, small
+	# writes), so their lo counts are reported, not bounded.
+	plain_min=$(jq '[.samples[] | select(.workload == "rr" and
 		(.mode == "lo" or .mode == "localip" or .mode == "lo6")) | .lo_rx] | min' \
 		"$out/results.json")
-	redir_max=$(jq '[.samples[] | select((.workload == "rr" or .workload == "stream") and
+	redir_max=$(jq '[.samples[] | select(.workload == "rr" and
 		(.mode | startswith("redirect-"))) | .lo_rx] | max' "$out/results.json")
-	log "lo packets per rr/stream measurement: plain TCP >= $plain_min, redirected <= $redir_max"
-	[ "$redir_max" -le 20 ] || die "a redirect measurement moved $redir_max packets over lo"
+	log "lo packets per rr measurement: plain TCP >= $plain_min, redirected <= $redir_max"
+	[ "$redir_max" -le 20 ] || die "a redirect rr measurement moved $redir_max packets over lo"
 	[ "$plain_min" -ge $((10 * (redir_max + 1))) ] ||
 		die "plain TCP lo delta $plain_min is not far above redirected $redir_max"
 	n=$(jq '[.samples[] | select((.mode | startswith("redirect-")) and .workload != "scale"
@@ -995,4 +1009,69 @@ t_bench_smoke() {
 		while read -r m; do log "$m"; done
 	after=$(ip netns list | grep -c '^loopless-bench-')
 	[ "$after" -le "$before" ] || die "bench/run.sh left a network namespace behind"
+}
+
+# A reader that sleeps while a writer streams 1 GiB: loopless must not let
+# the kernel queue more than twice what plain TCP queues (redirected bytes
+# are not limited by SO_RCVBUF; loopless hands a stalled reader's writer to
+# TCP's flow control). Measured from the sockets themselves: receive queue +
+# write queue (SO_MEMINFO), plus the redirected queue (FIONREAD) for loopless.
+t_backpressure() {
+	local out plain ll f0
+	start_daemon
+	out=$(pair_checked "$NS" "" --connect 127.0.0.1 --bytes 1G --reader-delay 3)
+	plain=$(kv "$out" peak_rw)
+	f0=$(counter fallbacks)
+	out=$(pair_checked "$NS" "$CG" --connect 127.0.0.1 --bytes 1G --reader-delay 3)
+	ll=$(kv "$out" peak_rwi)
+	log "peak queued while the reader sleeps 3 s: plain TCP $plain B, loopless $ll B"
+	[ "$plain" -gt 0 ] && [ "$ll" -gt 0 ] || die "no memory samples"
+	[ "$ll" -le $((2 * plain)) ] || die "loopless queued $ll B, more than 2 x plain TCP ($plain B)"
+	[ "$(counter fallbacks)" -gt "$f0" ] || die "no fallback to TCP counted"
+}
+
+# Request/response traffic stays redirected: the reader always finds its
+# queue empty, so no switch happens, small messages included.
+t_rr_stays_redirected() {
+	local m0 f0 s0 size out
+	start_daemon
+	for size in 64 1K 16K; do
+		m0=$(counter redirected_msgs)
+		f0=$(counter fallbacks)
+		s0=$(counter fallbacks_small)
+		out=$(in_ns_cg "$NS" "$CG" "$LLTRAFFIC" rr --connect 127.0.0.1 --size "$size" \
+			--count 20000) || die "rr $size: $out"
+		log "rr $size: $out"
+		[ $(($(counter redirected_msgs) - m0)) -ge 40000 ] ||
+			die "rr $size: $(($(counter redirected_msgs) - m0)) messages redirected, expected 40000"
+		[ "$(counter fallbacks)" -eq "$f0" ] || die "rr $size fell back to TCP"
+		[ "$(counter fallbacks_small)" -eq "$s0" ] || die "rr $size fell back (small writes)"
+	done
+}
+
+# `loopless uninstall` while redirected bytes wait unread in a sleeping
+# reader's queue: it stops redirecting, detaches, and waits for the reader
+# before taking sockets out of the map (which would drop the queue); with a
+# short --timeout it stops there, losing nothing. Every byte arrives.
+t_uninstall_in_flight() {
+	local pid unread out rc
+	start_daemon
+	pair_checked "$NS" "$CG" --connect 127.0.0.1 --bytes 96M --reader-delay 4 >"$TMP/pair" &
+	pid=$!
+	sleep 1.5
+	unread=$("$LOOPLESS" --pin-dir "$PIN" conns --json | jq '[.[].unread_bytes] | add')
+	log "redirected bytes unread before uninstall: $unread"
+	[ "$unread" -gt 0 ] || die "nothing queued: the test proves nothing"
+	stop_daemon TERM
+	out=$("$LOOPLESS" --pin-dir "$PIN" uninstall --timeout 1 2>&1)
+	rc=$?
+	log "$out"
+	[ $rc -eq 1 ] || die "uninstall with a sleeping reader: exit $rc, expected 1"
+	grep -q "still unread" <<<"$out" || die "no clear message: $out"
+	[ -e "$PIN/sock_hash" ] || die "pins removed although bytes were unread"
+	bpftool cgroup show "$CG" | grep -q sock_ops && die "still attached after uninstall"
+	"$LOOPLESS" --pin-dir "$PIN" uninstall --timeout 30 || die "second uninstall failed"
+	[ ! -e "$PIN" ] || die "$PIN still exists"
+	wait $pid || die "bytes lost across uninstall: $(cat "$TMP/pair")"
+	log "$(cat "$TMP/pair")"
 }

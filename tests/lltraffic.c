@@ -36,8 +36,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <linux/sock_diag.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -102,6 +104,8 @@ enum {
 	OPT_CORRUPT_AT,
 	OPT_BIND,
 	OPT_TOLERATE_EAGAIN,
+	OPT_READER_DELAY,
+	OPT_READER_STALL,
 	OPT_VERSION,
 };
 
@@ -128,6 +132,8 @@ static const struct option long_opts[] = {
 	{ "corrupt-at", required_argument, NULL, OPT_CORRUPT_AT },
 	{ "bind", required_argument, NULL, OPT_BIND },
 	{ "tolerate-eagain", no_argument, NULL, OPT_TOLERATE_EAGAIN },
+	{ "reader-delay", required_argument, NULL, OPT_READER_DELAY },
+	{ "reader-stall", required_argument, NULL, OPT_READER_STALL },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, 'h' },
 	{},
@@ -142,12 +148,12 @@ static const struct option long_opts[] = {
 /* Options each subcommand accepts; anything else is a usage error, not silently ignored. */
 static const unsigned int cmd_allowed[] = {
 	[CMD_PAIR] = COMMON_OPTS | STREAM_OPTS | LOCAL_PAIR_OPTS | OB(OPT_PAUSE_AFTER) |
-		     OB(OPT_RESUME_FILE) | OB(OPT_BIND),
+		     OB(OPT_RESUME_FILE) | OB(OPT_BIND) | OB(OPT_READER_DELAY) |
+		     OB(OPT_READER_STALL),
 	[CMD_HOLD] = COMMON_OPTS | STREAM_OPTS | LOCAL_PAIR_OPTS | OB(OPT_RESUME_FILE),
 	[CMD_SERVE] = COMMON_OPTS | STREAM_OPTS | OB(OPT_LISTEN) | OB(OPT_PORT),
-	[CMD_SEND] =
-		COMMON_OPTS | STREAM_OPTS | OB(OPT_CONNECT) | OB(OPT_PORT) | OB(OPT_CLIENT_PORT) |
-		OB(OPT_BIND),
+	[CMD_SEND] = COMMON_OPTS | STREAM_OPTS | OB(OPT_CONNECT) | OB(OPT_PORT) |
+		     OB(OPT_CLIENT_PORT) | OB(OPT_BIND),
 	[CMD_RR] =
 		COMMON_OPTS | LOCAL_PAIR_OPTS | OB(OPT_SIZE) | OB(OPT_COUNT) | OB(OPT_CORRUPT_AT),
 };
@@ -170,6 +176,9 @@ struct opts {
 	struct sockaddr_storage listen_sa;
 	const char *bind;
 	struct sockaddr_storage bind_sa; /* family AF_UNSPEC: no --bind */
+	double reader_delay; /* seconds the c2s reader waits before its first read */
+	uint64_t stall_every; /* the c2s reader sleeps stall_ms after each stall_every bytes */
+	unsigned int stall_ms;
 	unsigned int port;
 	unsigned int client_port;
 	uint64_t bytes;
@@ -235,6 +244,10 @@ static const char help_text[] =
 	"  --bind ADDR           Bind the client socket to this local address (pair, send).\n"
 	"  --tolerate-eagain     Retry a blocking recv() that fails with EAGAIN (a sockmap\n"
 	"                        kernel quirk, see tcp_bpf_recvmsg) and report eagain=N.\n"
+	"  --reader-delay SEC    pair: the c2s reader sleeps SEC before its first read while\n"
+	"                        the writer goes on; reports peak_rw (receive + write queue\n"
+	"                        bytes, SO_MEMINFO) and peak_rwi (+ FIONREAD) while it sleeps.\n"
+	"  --reader-stall N:MS   pair: the c2s reader sleeps MS ms after every N bytes read.\n"
 	"  --bytes N             Bytes per direction. Suffixes K, M, G, T are 1024-based (256M).\n"
 	"  --chunk N             Size of every write and read (default 64K, max 64M).\n"
 	"  --duplex              Also send stream(S+1) from server to client at the same time.\n"
@@ -344,6 +357,21 @@ static void sleep_until_ns(uint64_t t)
 
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+	sleep_until_ns(now_ns() + ns);
+}
+
+/* "1.5" -> 1.5 seconds; 0 <= value <= 3600. */
+static int parse_seconds(const char *s, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(s, &end);
+	return errno || end == s || *end || !(*out >= 0) || *out > 3600 ? -EINVAL : 0;
 }
 
 static void __attribute__((format(printf, 1, 2))) errmsg(const char *fmt, ...)
@@ -735,17 +763,12 @@ static int parse_opts(int argc, char **argv, struct opts *o, bool *done)
 		case OPT_READY_FILE:
 			o->ready_file = optarg;
 			break;
-		case OPT_TIMEOUT: {
-			char *end;
-
-			errno = 0;
-			o->timeout = strtod(optarg, &end);
-			if (errno || end == optarg || *end || !(o->timeout > 0) ||
+		case OPT_TIMEOUT:
+			if (parse_seconds(optarg, &o->timeout) || !(o->timeout > 0) ||
 			    o->timeout > MAX_TIMEOUT)
 				err = usage_error("invalid --timeout '%s': expected seconds, > 0",
 						  optarg);
 			break;
-		}
 		case OPT_SIZE:
 			err = parse_size_opt(c, optarg, 1, MAX_RR_SIZE, &o->size);
 			break;
@@ -764,6 +787,26 @@ static int parse_opts(int argc, char **argv, struct opts *o, bool *done)
 		case OPT_TOLERATE_EAGAIN:
 			tolerate_eagain = true;
 			break;
+		case OPT_READER_DELAY:
+			if (parse_seconds(optarg, &o->reader_delay))
+				err = usage_error("invalid --reader-delay '%s': expected seconds",
+						  optarg);
+			break;
+		case OPT_READER_STALL: {
+			char *at = strchr(optarg, ':');
+			char every[32];
+
+			if (!at || (size_t)(at - optarg) >= sizeof(every) ||
+			    sscanf(at + 1, "%u", &o->stall_ms) != 1) {
+				err = usage_error("invalid --reader-stall '%s': expected BYTES:MS",
+						  optarg);
+				break;
+			}
+			memcpy(every, optarg, at - optarg);
+			every[at - optarg] = '\0';
+			err = parse_size_opt(c, every, 1, UINT64_MAX, &o->stall_every);
+			break;
+		}
 		}
 		if (err)
 			return err;
@@ -947,6 +990,7 @@ struct worker {
 	uint64_t corrupt_at; /* UINT64_MAX: never */
 	bool reader;
 	bool pause;
+	int writer_fd; /* c2s reader of pair: the other end, for --reader-delay sampling */
 	uint64_t fnv;
 	const char *_Atomic doing;
 	_Atomic uint64_t off;
@@ -1012,6 +1056,7 @@ static void worker_init(struct worker *w, const char *name, int fd, uint64_t see
 	w->total = total;
 	w->chunk = run.o->chunk;
 	w->corrupt_at = UINT64_MAX;
+	w->writer_fd = -1;
 	atomic_init(&w->doing, "starting");
 	atomic_init(&w->off, 0);
 }
@@ -1229,10 +1274,56 @@ static size_t first_diff(const uint8_t *a, const uint8_t *b, size_t len)
 	return i;
 }
 
+/*
+ * Peak bytes the kernel holds for one direction while its reader sleeps:
+ * SO_MEMINFO of the reading socket (rmem_alloc: the TCP receive queue) and
+ * of the writing one (wmem_queued: its write queue), and FIONREAD of the
+ * reader, which on a socket in a sockmap counts the redirected bytes waiting
+ * in its psock queue (tcp_bpf_ioctl(), kernel 6.18) and on a plain one the
+ * TCP receive queue again. Printed as peak_rw (rmem + wmem_queued) and
+ * peak_rwi (+ FIONREAD): a caller comparing plain TCP with loopless takes
+ * peak_rw for the first and peak_rwi for the second.
+ */
+static _Atomic uint64_t peak_rw, peak_rwi;
+
+static void sample_mem(int rfd, int wfd)
+{
+	uint32_t rm[SK_MEMINFO_VARS] = {}, wm[SK_MEMINFO_VARS] = {};
+	socklen_t len = sizeof(rm);
+	uint64_t rw, rwi;
+	int inq = 0;
+
+	if (getsockopt(rfd, SOL_SOCKET, SO_MEMINFO, rm, &len))
+		return;
+	len = sizeof(wm);
+	if (getsockopt(wfd, SOL_SOCKET, SO_MEMINFO, wm, &len))
+		return;
+	if (ioctl(rfd, FIONREAD, &inq))
+		inq = 0;
+	rw = (uint64_t)rm[SK_MEMINFO_RMEM_ALLOC] + wm[SK_MEMINFO_WMEM_QUEUED];
+	rwi = rw + (uint64_t)inq;
+	if (rw > atomic_load(&peak_rw))
+		atomic_store(&peak_rw, rw);
+	if (rwi > atomic_load(&peak_rwi))
+		atomic_store(&peak_rwi, rwi);
+}
+
+static void reader_delay(struct worker *w, double seconds)
+{
+	uint64_t end = now_ns() + (uint64_t)(seconds * 1e9);
+
+	atomic_store(&w->doing, "sleeping before the first read (--reader-delay)");
+	while (now_ns() < end) {
+		sample_mem(w->fd, w->writer_fd);
+		sleep_ns(20000000);
+	}
+	sample_mem(w->fd, w->writer_fd);
+}
+
 static void *reader_main(void *arg)
 {
 	struct worker *w = arg;
-	uint64_t off = 0, h = FNV_OFFSET;
+	uint64_t off = 0, h = FNV_OFFSET, last_stall = 0;
 	uint8_t *buf, *want;
 	ssize_t n;
 	size_t i;
@@ -1241,8 +1332,15 @@ static void *reader_main(void *arg)
 	want = malloc(w->chunk);
 	if (!buf || !want)
 		run_fail("%s: cannot allocate two %zu-byte buffers", w->name, w->chunk);
+	if (w->writer_fd >= 0 && run.o->reader_delay > 0)
+		reader_delay(w, run.o->reader_delay);
 	atomic_store(&w->doing, "reading");
 	while (off < w->total) {
+		if (w->writer_fd >= 0 && run.o->stall_every &&
+		    off / run.o->stall_every != last_stall) {
+			last_stall = off / run.o->stall_every;
+			sleep_ns((uint64_t)run.o->stall_ms * 1000000);
+		}
 		n = read_some(w->fd, buf, MIN((uint64_t)w->chunk, w->total - off));
 		if (n < 0)
 			run_fail("%s: read failed at offset %" PRIu64 " of %" PRIu64 ": %s%s",
@@ -1354,6 +1452,10 @@ static void out_stream(struct out *r, const struct opts *o, uint64_t c2s_fnv, ui
 	out_add(r, "server", true, "%s", server);
 	if (tolerate_eagain)
 		out_add(r, "eagain", false, "%" PRIu64, atomic_load(&eagain_seen));
+	if (o->reader_delay > 0) {
+		out_add(r, "peak_rw", false, "%" PRIu64, atomic_load(&peak_rw));
+		out_add(r, "peak_rwi", false, "%" PRIu64, atomic_load(&peak_rwi));
+	}
 }
 
 /* ---- subcommands ------------------------------------------------------------------------ */
@@ -1472,6 +1574,7 @@ static int cmd_pair(const struct opts *o, struct out *r)
 	worker_init(&w[n++], "client c2s writer", c.cfd, o->seed, o->bytes);
 	w[0].corrupt_at = o->corrupt_at;
 	worker_init(&w[n++], "server c2s reader", c.sfd, o->seed, o->bytes);
+	w[1].writer_fd = c.cfd;
 	if (o->duplex) {
 		worker_init(&w[n++], "server s2c writer", c.sfd, o->seed + 1, o->bytes);
 		worker_init(&w[n++], "client s2c reader", c.cfd, o->seed + 1, o->bytes);

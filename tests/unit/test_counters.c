@@ -107,6 +107,7 @@ static void test_prometheus_text(void **state)
 	for (i = 0; i < STAT_NR; i++)
 		v[i] = 1000 + (uint64_t)i;
 	v[LL_CNT_REDIRECTED_BYTES] = UINT64_MAX;
+	v[STAT_SOCKETS] = 4242;
 	f = open_memstream(&buf, &len);
 	assert_non_null(f);
 	assert_int_equal(stats_write_prometheus(f, v), 0);
@@ -121,7 +122,7 @@ static void test_prometheus_text(void **state)
 	assert_null(strstr(strstr(buf, "# TYPE loopless_sockets_skipped_total") + 1,
 			   "# TYPE loopless_sockets_skipped_total"));
 	assert_non_null(strstr(buf, "# TYPE loopless_active_sockets gauge\n"
-				    "loopless_active_sockets 1009\n"));
+				    "loopless_active_sockets 4242\n"));
 	assert_int_equal(buf[len - 1], '\n');
 	free(buf);
 }
