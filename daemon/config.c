@@ -37,6 +37,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <ini.h>
 #include <netinet/in.h>
@@ -156,6 +157,10 @@ void config_init(struct config *cfg)
 	cfg->cgroups_are_default = true;
 	cfg->max_sockets = LL_DEFAULT_MAX_SOCKETS;
 	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->queue_limit = LL_DEFAULT_QUEUE_LIMIT;
+	cfg->reader_idle_ms = (uint32_t)(LL_DEFAULT_READER_IDLE_NS / 1000000);
+	cfg->small_write = LL_DEFAULT_SMALL_WRITE;
+	cfg->small_lag = LL_DEFAULT_SMALL_LAG;
 }
 
 static void free_cgroups(struct config *cfg)
@@ -566,7 +571,7 @@ enum key_kind {
 	KEY_PIN_DIR,
 	KEY_CGROUP,
 	KEY_LOG_LEVEL,
-	KEY_MAX_SOCKETS,
+	KEY_U32,
 	KEY_METRICS,
 	KEY_INCLUDE_PORTS,
 	KEY_EXCLUDE_PORTS,
@@ -578,15 +583,28 @@ static const struct key_def {
 	const char *name;
 	enum key_kind kind;
 	bool list; /* continuation lines append to it */
+	/* KEY_U32: the field and its range. */
+	size_t off;
+	unsigned long min, max;
 } keys[] = {
-	{ "daemon", "pin_dir", KEY_PIN_DIR, false },
-	{ "daemon", "cgroup", KEY_CGROUP, true },
-	{ "daemon", "log_level", KEY_LOG_LEVEL, false },
-	{ "daemon", "max_sockets", KEY_MAX_SOCKETS, false },
-	{ "daemon", "metrics", KEY_METRICS, false },
-	{ "datapath", "include_ports", KEY_INCLUDE_PORTS, true },
-	{ "datapath", "exclude_ports", KEY_EXCLUDE_PORTS, true },
-	{ "datapath", "local_addrs", KEY_LOCAL_ADDRS, true },
+#define KEY(sec, key, k, is_list) { .section = sec, .name = key, .kind = k, .list = is_list }
+#define U32_KEY(sec, key, field, lo, hi)                                                           \
+	{ .section = sec, .name = key, .kind = KEY_U32, .off = offsetof(struct config, field),    \
+	  .min = lo, .max = hi }
+	KEY("daemon", "pin_dir", KEY_PIN_DIR, false),
+	KEY("daemon", "cgroup", KEY_CGROUP, true),
+	KEY("daemon", "log_level", KEY_LOG_LEVEL, false),
+	U32_KEY("daemon", "max_sockets", max_sockets, 1, MAX_SOCKETS_LIMIT),
+	KEY("daemon", "metrics", KEY_METRICS, false),
+	KEY("datapath", "include_ports", KEY_INCLUDE_PORTS, true),
+	KEY("datapath", "exclude_ports", KEY_EXCLUDE_PORTS, true),
+	KEY("datapath", "local_addrs", KEY_LOCAL_ADDRS, true),
+	U32_KEY("datapath", "queue_limit", queue_limit, 64UL << 10, 1UL << 30),
+	U32_KEY("datapath", "reader_idle_ms", reader_idle_ms, 1, 60000),
+	U32_KEY("datapath", "small_write", small_write, 0, 1UL << 20),
+	U32_KEY("datapath", "small_lag", small_lag, 1, 1UL << 30),
+#undef U32_KEY
+#undef KEY
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -744,17 +762,16 @@ static int apply_key(struct parse_state *st, const struct key_def *key, const ch
 			return -EINVAL;
 		}
 		break;
-	case KEY_MAX_SOCKETS:
-		if (parse_uint(value, strlen(value), MAX_SOCKETS_LIMIT, &num) || num == 0) {
-			state_fail(
-				st, -EINVAL,
-				"bad value for \"%s\" in [%s]: \"%s\" (expected an integer from 1 to "
-				"%lu)",
-				key->name, section, quote_str(q, sizeof(q), value),
-				MAX_SOCKETS_LIMIT);
+	case KEY_U32:
+		if (parse_uint(value, strlen(value), key->max, &num) || num < key->min) {
+			state_fail(st, -EINVAL,
+				   "bad value for \"%s\" in [%s]: \"%s\" (expected an integer from "
+				   "%lu to %lu)",
+				   key->name, section, quote_str(q, sizeof(q), value), key->min,
+				   key->max);
 			return -EINVAL;
 		}
-		cfg->max_sockets = (uint32_t)num;
+		*(uint32_t *)((char *)cfg + key->off) = (uint32_t)num;
 		break;
 	case KEY_METRICS:
 		r = config_parse_metrics(value, &cfg->metrics, msg, sizeof(msg));

@@ -64,6 +64,11 @@ struct config {
 	int n_exclude_ports;
 	struct local_addr local_addrs[CONFIG_MAX_LOCAL_ADDRS];
 	int n_local_addrs;
+	/* Path switching (see ll_sk_msg in bpf/loopless.bpf.c). */
+	uint32_t queue_limit; /* bytes a reading reader may have waiting */
+	uint32_t reader_idle_ms; /* a reader not seen reading for this long gets SO_RCVBUF */
+	uint32_t small_write; /* writes up to this many bytes can form a small-write stream */
+	uint32_t small_lag; /* ... once this many bytes wait unread */
 	struct metrics_addr metrics;
 	char source[CONFIG_PATH_MAX]; /* file the values came from, "" for defaults */
 };

@@ -172,10 +172,10 @@ static int write_maps(struct datapath *dp, const struct config *cfg)
 {
 	struct ll_config llc = {
 		.flags = cfg->n_include_ports ? LL_CFG_INCLUDE_PORTS : 0,
-		.queue_limit = LL_DEFAULT_QUEUE_LIMIT,
-		.small_write = LL_DEFAULT_SMALL_WRITE,
-		.small_lag = LL_DEFAULT_SMALL_LAG,
-		.reader_idle_ns = LL_DEFAULT_READER_IDLE_NS,
+		.queue_limit = cfg->queue_limit,
+		.small_write = cfg->small_write,
+		.small_lag = cfg->small_lag,
+		.reader_idle_ns = (__u64)cfg->reader_idle_ms * 1000000,
 	};
 	static __u8 rules[LL_NR_PORTS];
 	static __u32 keys[LL_NR_PORTS];

@@ -77,6 +77,10 @@ static void assert_defaults(const struct config *cfg)
 	assert_int_equal(cfg->n_local_addrs, 0);
 	assert_false(cfg->metrics.enabled);
 	assert_string_equal(cfg->metrics.text, "");
+	assert_int_equal(cfg->queue_limit, 16 << 20);
+	assert_int_equal(cfg->reader_idle_ms, 20);
+	assert_int_equal(cfg->small_write, 4096);
+	assert_int_equal(cfg->small_lag, 65536);
 }
 
 /* "::ffff:a.b.c.d" as stored. */
@@ -687,6 +691,38 @@ static void test_max_sockets(void **state)
 		     "integer from 1 to 16777216)");
 }
 
+/* The path-switching thresholds of [datapath]: one parser, each key its range. */
+static void test_path_thresholds(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(parse(f, "[datapath]\nqueue_limit = 65536\nreader_idle_ms = 1\n"
+				  "small_write = 0\nsmall_lag = 1\n"),
+			 0);
+	assert_int_equal(f->cfg.queue_limit, 65536);
+	assert_int_equal(f->cfg.reader_idle_ms, 1);
+	assert_int_equal(f->cfg.small_write, 0);
+	assert_int_equal(f->cfg.small_lag, 1);
+	assert_int_equal(parse(f, "[datapath]\nqueue_limit = 1073741824\nreader_idle_ms = 60000\n"
+				  "small_write = 1048576\n"),
+			 0);
+	assert_int_equal(f->cfg.queue_limit, 1U << 30);
+	assert_int_equal(f->cfg.reader_idle_ms, 60000);
+	assert_int_equal(f->cfg.small_write, 1 << 20);
+
+	expect_error("[datapath]\nqueue_limit = 65535\n",
+		     "x.conf:2: bad value for \"queue_limit\" in [datapath]: \"65535\" (expected "
+		     "an integer from 65536 to 1073741824)");
+	expect_error("[datapath]\nreader_idle_ms = 0\n",
+		     "x.conf:2: bad value for \"reader_idle_ms\" in [datapath]: \"0\" (expected "
+		     "an integer from 1 to 60000)");
+	expect_error("[datapath]\nsmall_write = 4K\n",
+		     "x.conf:2: bad value for \"small_write\" in [datapath]: \"4K\" (expected an "
+		     "integer from 0 to 1048576)");
+	expect_error("[daemon]\nsmall_lag = 1\n",
+		     "x.conf:2: unknown key \"small_lag\" in [daemon] (it belongs in [datapath])");
+}
+
 /* @s parses to @family, @port and the canonical @text. */
 static void expect_metrics(const char *s, int family, const char *addr, uint16_t port,
 			   const char *text)
@@ -1213,6 +1249,7 @@ int main(void)
 		T(test_addrs_errors),
 		T(test_log_level),
 		T(test_max_sockets),
+		T(test_path_thresholds),
 		T(test_metrics),
 		T(test_metrics_errors),
 		T(test_pin_dir),
