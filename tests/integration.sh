@@ -1075,3 +1075,25 @@ t_uninstall_in_flight() {
 	wait $pid || die "bytes lost across uninstall: $(cat "$TMP/pair")"
 	log "$(cat "$TMP/pair")"
 }
+
+# A reader that keeps falling behind and catching up: it sleeps 4 ms after
+# every 192 KiB while the writer goes on at 32 MiB/s (the reader averages
+# ~44 MiB/s), so its queue passes a small queue_limit (64 KiB) at every pause
+# and the writer moves to TCP, and back once the reader has caught up:
+# thousands of switches, and every byte arrives in order.
+t_path_switching() {
+	local f0 r0 f1 r1 out
+	printf '[daemon]\ncgroup = %s\n[datapath]\nqueue_limit = 65536\nreader_idle_ms = 1000\n' \
+		"$CG" >"$TMP/conf"
+	start_daemon --config "$TMP/conf"
+	f0=$(counter fallbacks)
+	r0=$(counter returns)
+	out=$(pair_checked "$NS" "$CG" --connect 127.0.0.1 --bytes 256M --chunk 32K --rate 32M \
+		--reader-stall 192K:4)
+	f1=$(counter fallbacks)
+	r1=$(counter returns)
+	log "$out"
+	log "switches: $((f1 - f0)) redirect -> TCP, $((r1 - r0)) TCP -> redirect"
+	[ $((f1 - f0)) -ge 1000 ] || die "only $((f1 - f0)) fallbacks"
+	[ $((r1 - r0)) -ge 1000 ] || die "only $((r1 - r0)) returns"
+}
