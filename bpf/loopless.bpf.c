@@ -145,7 +145,10 @@ static __always_inline bool ports_in_scope(const struct ll_key *k, __u32 flags)
  * for the peer. Entries go at TCP_CLOSE (BPF_SOCK_OPS_STATE_CB).
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	/* LRU: an entry whose TCP_CLOSE callback never ran (its cgroup was
+	 * detached meanwhile) must not fill the map for good. An evicted live
+	 * entry only sends its peer's writer to the TCP path. */
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, LL_DEFAULT_MAX_SOCKETS); /* == sock_hash */
 	__type(key, struct ll_key);
 	__type(value, struct ll_sock_ref);
