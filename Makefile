@@ -6,6 +6,8 @@
 #                   /etc/loopless/looplessd.conf (kept if present); make uninstall
 #   make test       unit + integration tests (root, real kernel)
 #   make demo       a redirected local connection and its counters
+#   make fuzz       the configuration parser under libFuzzer for FUZZ_SECONDS (60)
+#   make soak       many connections, resets and daemon restarts for SOAK_SECONDS (120)
 #   make bench      the comparison: lo vs local IP vs loopless vs UDS vs pipe
 #                   (BENCH_ARGS="--full" or "--quick --modes lo,redirect-lo" ...)
 #   make SANITIZE=1 build with ASan/UBSan
@@ -50,10 +52,11 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all deps test unit integration demo bench install uninstall clean format
+.PHONY: all deps test unit integration demo bench install uninstall clean format fuzz soak known-issues
 
 APPS := $(OUTPUT)/looplessd $(OUTPUT)/loopless
-TEST_BINS := $(OUTPUT)/lltraffic $(OUTPUT)/test_config $(OUTPUT)/test_key $(OUTPUT)/test_counters
+TEST_BINS := $(OUTPUT)/lltraffic $(OUTPUT)/llprobe $(OUTPUT)/fuzz_config $(OUTPUT)/test_config \
+	$(OUTPUT)/test_key $(OUTPUT)/test_counters
 BENCH_BINS := $(OUTPUT)/loopless-bench
 
 all: $(APPS) $(TEST_BINS) $(BENCH_BINS)
@@ -98,6 +101,17 @@ $(OUTPUT)/lltraffic: tests/lltraffic.c | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) -lpthread
 
+$(OUTPUT)/llprobe: tests/llprobe.c | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) -lpthread
+
+# libFuzzer target: clang only, with its own sanitizer flags (not CFLAGS).
+FUZZ_CFLAGS := -g -O1 -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Ibpf -Idaemon \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+$(OUTPUT)/fuzz_config: tests/fuzz/fuzz_config.c daemon/config.c daemon/config.h | $(OUTPUT)
+	$(call msg,FUZZ-CC,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(filter %.c,$^) -o $@ $(INIH_LIBS)
+
 $(OUTPUT)/loopless-bench: bench/loopless-bench.c | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) -lpthread -lm
@@ -115,7 +129,10 @@ $(OUTPUT)/test_key: tests/unit/test_key.c bpf/loopless.h | $(OUTPUT)
 	$(Q)$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(CMOCKA_LIBS)
 
 # Debian 12 packages for building, testing and benchmarking. Only what is
-# missing is installed, so a second run changes nothing. Besides them:
+# missing is installed, so a second run changes nothing. redis, nginx, wrk,
+# iperf3 and curl are the real applications the integration tests run over
+# loopless (each in the test's own netns, on its own ports and temp config;
+# where no init system runs, installing them starts no service). Besides them:
 # promtool (tests check /metrics with it) is taken out of Debian's prometheus
 # package into .deps/bin rather than installing that package, which would
 # also enable a Prometheus server; the manifest and Dockerfile checks use the
@@ -123,7 +140,7 @@ $(OUTPUT)/test_key: tests/unit/test_key.c bpf/loopless.h | $(OUTPUT)
 DEPS := make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	libinih-dev libsystemd-dev libcap-dev libcmocka-dev libmicrohttpd-dev iproute2 procps \
 	util-linux jq gnuplot-nox iperf3 coreutils curl python3 systemd systemd-container groff-base \
-	man-db yamllint nodejs
+	man-db yamllint nodejs redis-server redis-tools nginx-light wrk
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q 'install ok installed' || echo $$p; done); \
@@ -154,6 +171,23 @@ unit: $(OUTPUT)/test_config $(OUTPUT)/test_key $(OUTPUT)/test_counters
 
 integration: all
 	$(Q)tests/run.sh --integration-only $(OUTPUT)
+
+# New inputs go to $(OUTPUT)/fuzz-corpus (tests/fuzz/corpus, the seeds, is only read);
+# a crash leaves $(OUTPUT)/fuzz-crash-* to replay with build/fuzz_config FILE.
+FUZZ_SECONDS ?= 60
+fuzz: $(OUTPUT)/fuzz_config
+	$(Q)mkdir -p $(OUTPUT)/fuzz-corpus
+	$(Q)$(OUTPUT)/fuzz_config -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
+		-artifact_prefix=$(OUTPUT)/fuzz- -print_final_stats=1 \
+		$(OUTPUT)/fuzz-corpus tests/fuzz/corpus
+
+SOAK_SECONDS ?= 120
+soak: all
+	$(Q)tests/soak.sh $(OUTPUT) $(SOAK_SECONDS)
+
+# Reproducers of open problems (README "Kernel behaviours"); they report, not gate.
+known-issues: all
+	$(Q)tests/known-issues.sh $(OUTPUT)
 
 demo: all
 	$(Q)tests/demo.sh $(OUTPUT)
@@ -207,7 +241,7 @@ uninstall:
 	@[ -n "$(DESTDIR)" ] || [ ! -d /run/systemd/system ] || systemctl daemon-reload
 
 format:
-	clang-format -i bpf/*.c bpf/*.h daemon/*.c daemon/*.h tests/*.c tests/unit/*.c
+	clang-format -i bpf/*.c bpf/*.h daemon/*.c daemon/*.h tests/*.c tests/unit/*.c tests/fuzz/*.c
 
 clean:
 	$(call msg,CLEAN)

@@ -106,6 +106,10 @@ enum {
 	OPT_TOLERATE_EAGAIN,
 	OPT_READER_DELAY,
 	OPT_READER_STALL,
+	OPT_ACCEPT_DELAY,
+	OPT_SERVER_FIRST,
+	OPT_S2C_BYTES,
+	OPT_RCVBUF,
 	OPT_VERSION,
 };
 
@@ -134,6 +138,10 @@ static const struct option long_opts[] = {
 	{ "tolerate-eagain", no_argument, NULL, OPT_TOLERATE_EAGAIN },
 	{ "reader-delay", required_argument, NULL, OPT_READER_DELAY },
 	{ "reader-stall", required_argument, NULL, OPT_READER_STALL },
+	{ "accept-delay", required_argument, NULL, OPT_ACCEPT_DELAY },
+	{ "server-first", no_argument, NULL, OPT_SERVER_FIRST },
+	{ "s2c-bytes", required_argument, NULL, OPT_S2C_BYTES },
+	{ "rcvbuf", required_argument, NULL, OPT_RCVBUF },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, 'h' },
 	{},
@@ -149,7 +157,8 @@ static const struct option long_opts[] = {
 static const unsigned int cmd_allowed[] = {
 	[CMD_PAIR] = COMMON_OPTS | STREAM_OPTS | LOCAL_PAIR_OPTS | OB(OPT_PAUSE_AFTER) |
 		     OB(OPT_RESUME_FILE) | OB(OPT_BIND) | OB(OPT_READER_DELAY) |
-		     OB(OPT_READER_STALL),
+		     OB(OPT_READER_STALL) | OB(OPT_ACCEPT_DELAY) | OB(OPT_SERVER_FIRST) |
+		     OB(OPT_S2C_BYTES) | OB(OPT_RCVBUF),
 	[CMD_HOLD] = COMMON_OPTS | STREAM_OPTS | LOCAL_PAIR_OPTS | OB(OPT_RESUME_FILE),
 	[CMD_SERVE] = COMMON_OPTS | STREAM_OPTS | OB(OPT_LISTEN) | OB(OPT_PORT),
 	[CMD_SEND] = COMMON_OPTS | STREAM_OPTS | OB(OPT_CONNECT) | OB(OPT_PORT) |
@@ -167,6 +176,9 @@ static const unsigned int cmd_allowed[] = {
 static bool tolerate_eagain;
 static _Atomic uint64_t eagain_seen;
 
+/* --rcvbuf: SO_RCVBUF of every socket pair creates (0: the kernel's default). */
+static int rcvbuf_opt;
+
 struct opts {
 	enum cmd cmd;
 	unsigned int seen;
@@ -179,6 +191,9 @@ struct opts {
 	double reader_delay; /* seconds the c2s reader waits before its first read */
 	uint64_t stall_every; /* the c2s reader sleeps stall_ms after each stall_every bytes */
 	unsigned int stall_ms;
+	unsigned int accept_delay_ms; /* pair: the server sleeps this long before accept() */
+	bool server_first; /* pair: the client writes only once it has verified stream(S+1) */
+	uint64_t s2c_bytes; /* pair: bytes of the s2c direction (default --bytes) */
 	unsigned int port;
 	unsigned int client_port;
 	uint64_t bytes;
@@ -202,6 +217,8 @@ static const char help_text[] =
 	"                  [--chunk N] [--duplex] [--seed S] [--rate R]\n"
 	"                  [--pause-after N --resume-file PATH] [--ready-file PATH]\n"
 	"                  [--timeout SEC] [--json] [--bind ADDR] [--tolerate-eagain]\n"
+	"                  [--reader-delay SEC] [--reader-stall N:MS] [--accept-delay MS]\n"
+	"                  [--server-first] [--s2c-bytes N] [--rcvbuf N]\n"
 	"  lltraffic hold  --connect ADDR [--listen ADDR] [--port P] [--client-port P]\n"
 	"                  --resume-file PATH --ready-file PATH [--bytes N] [--chunk N] [--duplex]\n"
 	"                  [--seed S] [--rate R] [--timeout SEC] [--json]\n"
@@ -248,6 +265,13 @@ static const char help_text[] =
 	"                        the writer goes on; reports peak_rw (receive + write queue\n"
 	"                        bytes, SO_MEMINFO) and peak_rwi (+ FIONREAD) while it sleeps.\n"
 	"  --reader-stall N:MS   pair: the c2s reader sleeps MS ms after every N bytes read.\n"
+	"  --accept-delay MS     pair: the client starts writing right after connect() while the\n"
+	"                        server sleeps MS ms before accept() (data before accept).\n"
+	"  --server-first        pair: implies --duplex; the client writes only after it has\n"
+	"                        verified all of stream(S+1) (the server speaks first).\n"
+	"  --s2c-bytes N         pair: implies --duplex; the s2c direction carries N bytes instead\n"
+	"                        of --bytes (e.g. the client half-closes early, the server goes on).\n"
+	"  --rcvbuf N            pair: SO_RCVBUF of both ends, set before listen()/connect().\n"
 	"  --bytes N             Bytes per direction. Suffixes K, M, G, T are 1024-based (256M).\n"
 	"  --chunk N             Size of every write and read (default 64K, max 64M).\n"
 	"  --duplex              Also send stream(S+1) from server to client at the same time.\n"
@@ -291,6 +315,8 @@ static const char help_text[] =
 	"  lltraffic pair --connect ::1 --bytes 64M --duplex --chunk 4K\n"
 	"  lltraffic pair --listen :: --connect ::ffff:127.0.0.1 --bytes 16M\n"
 	"  lltraffic pair --connect 127.0.0.1 --bytes 8M --rate 2M     # lasts about 4 s\n"
+	"  lltraffic pair --connect 127.0.0.1 --bytes 64K --accept-delay 20 --server-first\n"
+	"  lltraffic pair --connect 127.0.0.1 --bytes 1M --s2c-bytes 64M --rate 64M\n"
 	"  lltraffic pair --connect 127.0.0.1 --bytes 4M --pause-after 1M \\\n"
 	"          --ready-file /tmp/t/ready --resume-file /tmp/t/resume --timeout 30\n"
 	"  lltraffic hold --connect 127.0.0.1 --ready-file /tmp/t/ready --resume-file /tmp/t/go\n"
@@ -664,6 +690,14 @@ static int check_opts(struct opts *o)
 				   o->pause_after, o->bytes);
 	if (o->cmd == CMD_SERVE && !o->duplex && (o->seen & (OB(OPT_RATE) | OB(OPT_CORRUPT_AT))))
 		return usage_error("serve only writes with --duplex; --rate/--corrupt-at need it");
+	if (o->accept_delay_ms && has_pause)
+		return usage_error("--accept-delay does not go with --pause-after");
+	if (o->server_first || (o->seen & OB(OPT_S2C_BYTES)))
+		o->duplex = true;
+	if (!(o->seen & OB(OPT_S2C_BYTES)))
+		o->s2c_bytes = o->bytes;
+	if (o->s2c_bytes != o->bytes && has_pause)
+		return usage_error("--s2c-bytes does not go with --pause-after");
 	if (!o->listen)
 		o->listen = o->connect;
 	if (o->connect && parse_ip(o->connect, &o->connect_sa))
@@ -807,6 +841,20 @@ static int parse_opts(int argc, char **argv, struct opts *o, bool *done)
 			err = parse_size_opt(c, every, 1, UINT64_MAX, &o->stall_every);
 			break;
 		}
+		case OPT_ACCEPT_DELAY:
+			err = parse_size_opt(c, optarg, 0, 600000, &v);
+			o->accept_delay_ms = v;
+			break;
+		case OPT_SERVER_FIRST:
+			o->server_first = true;
+			break;
+		case OPT_S2C_BYTES:
+			err = parse_size_opt(c, optarg, 0, UINT64_MAX, &o->s2c_bytes);
+			break;
+		case OPT_RCVBUF:
+			err = parse_size_opt(c, optarg, 1, INT_MAX / 2, &v);
+			rcvbuf_opt = v;
+			break;
 		}
 		if (err)
 			return err;
@@ -830,6 +878,9 @@ static int listen_on(const struct sockaddr_storage *ss, int *out)
 		goto fail;
 	if (sa_needs_dualstack(ss) &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)))
+		goto fail;
+	/* Before listen(): accepted sockets inherit it, and the window is sized from it. */
+	if (rcvbuf_opt && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_opt, sizeof(rcvbuf_opt)))
 		goto fail;
 	if (bind(fd, (const struct sockaddr *)ss, sa_len(ss)))
 		goto fail;
@@ -855,6 +906,8 @@ static int client_socket(const struct sockaddr_storage *dst, const struct sockad
 	/* connect() to ::ffff:a.b.c.d fails with ENETUNREACH while IPV6_V6ONLY is on. */
 	if (sa_needs_dualstack(dst) &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)))
+		goto fail;
+	if (rcvbuf_opt && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_opt, sizeof(rcvbuf_opt)))
 		goto fail;
 	if (src->ss_family != AF_UNSPEC)
 		any = *src;
@@ -991,6 +1044,8 @@ struct worker {
 	bool reader;
 	bool pause;
 	int writer_fd; /* c2s reader of pair: the other end, for --reader-delay sampling */
+	bool wait_s2c; /* --server-first: the c2s writer waits for s2c_verified */
+	bool sets_s2c; /* --server-first: the s2c reader sets s2c_verified */
 	uint64_t fnv;
 	const char *_Atomic doing;
 	_Atomic uint64_t off;
@@ -1211,6 +1266,9 @@ static void writer_pause(struct worker *w)
 	}
 }
 
+/* --server-first: set once the client has verified every byte the server sent. */
+static atomic_bool s2c_verified;
+
 static void *writer_main(void *arg)
 {
 	struct worker *w = arg;
@@ -1225,6 +1283,12 @@ static void *writer_main(void *arg)
 		run_fail("%s: cannot allocate a %zu-byte buffer", w->name, w->chunk);
 	if (w->rate && w->rate / RATE_HZ < max_write)
 		max_write = w->rate / RATE_HZ ? w->rate / RATE_HZ : 1;
+	if (w->wait_s2c) {
+		atomic_store(&w->doing, "waiting for the server's bytes (--server-first)");
+		while (!atomic_load(&s2c_verified))
+			sleep_ns(200000);
+		rate_t0 = now_ns();
+	}
 
 	for (;;) {
 		if (off == pause_at) {
@@ -1366,6 +1430,8 @@ static void *reader_main(void *arg)
 			pthread_mutex_unlock(&run.lock);
 		}
 	}
+	if (w->sets_s2c)
+		atomic_store(&s2c_verified, true);
 	atomic_store(&w->doing, w->total ? "waiting for EOF after the last byte" :
 					   "waiting for the peer to verify and close");
 	n = read_some(w->fd, buf, w->chunk);
@@ -1442,6 +1508,8 @@ static void out_stream(struct out *r, const struct opts *o, uint64_t c2s_fnv, ui
 		       uint64_t elapsed, const char *client, const char *server)
 {
 	out_add(r, "bytes", false, "%" PRIu64, o->bytes);
+	if (o->s2c_bytes != o->bytes)
+		out_add(r, "s2c_bytes", false, "%" PRIu64, o->s2c_bytes);
 	out_add(r, "c2s_fnv", true, "%016" PRIx64, c2s_fnv);
 	if (o->duplex)
 		out_add(r, "s2c_fnv", true, "%016" PRIx64, s2c_fnv);
@@ -1469,7 +1537,8 @@ struct conn {
 };
 
 /* Listen, connect, accept, and make sure the accepted socket is ours. Logs its errors. */
-static int local_connect(const struct opts *o, struct conn *c)
+static int local_connect(const struct opts *o, struct conn *c,
+			 int (*before_accept)(const struct opts *o, struct conn *c))
 {
 	static char listen_phase[ADDR_LEN + 32], connect_phase[ADDR_LEN + 32],
 		accept_phase[ADDR_LEN + 32];
@@ -1508,6 +1577,11 @@ static int local_connect(const struct opts *o, struct conn *c)
 		fmt_sa(&bound, b, sizeof(b));
 		errmsg("cannot connect to %s (listening on %s): %s", a, b, strerror(-err));
 		goto out;
+	}
+	if (before_accept) {
+		err = before_accept(o, c);
+		if (err)
+			goto out;
 	}
 	/* The handshake is complete, so the connection waits in the backlog for accept(). */
 	set_phase(accept_phase, sizeof(accept_phase), "accepting on", &bound);
@@ -1557,39 +1631,72 @@ static int ready_now(const struct opts *o, const char *content)
 	return err;
 }
 
+/* The workers of pair: c2s writer, c2s reader, and with --duplex s2c writer, s2c reader. */
+static struct worker pair_w[4];
+
+static void pair_client_writer_init(const struct opts *o, int cfd)
+{
+	struct worker *w = &pair_w[0];
+
+	worker_init(w, "client c2s writer", cfd, o->seed, o->bytes);
+	w->corrupt_at = o->corrupt_at;
+	w->rate = o->rate;
+	w->pause = o->pause_after != UINT64_MAX;
+	w->wait_s2c = o->server_first;
+}
+
+/* --accept-delay: the client writes from right after connect(), the server accepts late. */
+static int pair_early_writer(const struct opts *o, struct conn *c)
+{
+	int err;
+
+	pair_client_writer_init(o, c->cfd);
+	err = worker_start(&pair_w[0], writer_main);
+	if (err) {
+		errmsg("cannot start the %s thread: %s", pair_w[0].name, strerror(-err));
+		return err;
+	}
+	atomic_store(&run.phase, "sleeping before accept() (--accept-delay)");
+	sleep_ns((uint64_t)o->accept_delay_ms * 1000000);
+	return 0;
+}
+
 static int cmd_pair(const struct opts *o, struct out *r)
 {
-	struct worker w[4];
-	uint64_t t0, elapsed;
-	int i, n = 0, err;
+	struct worker *w = pair_w;
+	bool early = o->accept_delay_ms > 0;
+	int i, n = 1, first = early ? 1 : 0, err;
+	uint64_t t0 = now_ns(), elapsed;
 	struct conn c;
 
-	if (local_connect(o, &c))
+	if (local_connect(o, &c, early ? pair_early_writer : NULL))
 		return 1;
 	snprintf(run.ready_info, sizeof(run.ready_info), "client=%s server=%s\n", c.client,
 		 c.server);
 	if (o->pause_after == UINT64_MAX && ready_now(o, run.ready_info))
 		goto fail;
 
-	worker_init(&w[n++], "client c2s writer", c.cfd, o->seed, o->bytes);
-	w[0].corrupt_at = o->corrupt_at;
+	if (!early)
+		pair_client_writer_init(o, c.cfd);
 	worker_init(&w[n++], "server c2s reader", c.sfd, o->seed, o->bytes);
 	w[1].writer_fd = c.cfd;
 	if (o->duplex) {
-		worker_init(&w[n++], "server s2c writer", c.sfd, o->seed + 1, o->bytes);
-		worker_init(&w[n++], "client s2c reader", c.cfd, o->seed + 1, o->bytes);
+		worker_init(&w[n++], "server s2c writer", c.sfd, o->seed + 1, o->s2c_bytes);
+		worker_init(&w[n++], "client s2c reader", c.cfd, o->seed + 1, o->s2c_bytes);
+		w[3].sets_s2c = o->server_first;
 	}
 	/* Register every worker before any starts: a pausing writer counts all readers. */
 	w[1].reader = true;
 	if (o->duplex)
 		w[3].reader = true;
-	for (i = 0; i < n; i++) {
+	for (i = first; i < n; i++) {
 		w[i].rate = w[i].reader ? 0 : o->rate;
 		w[i].pause = o->pause_after != UINT64_MAX;
 		worker_register(&w[i]);
 	}
-	t0 = now_ns();
-	for (i = 0; i < n; i++) {
+	if (!early)
+		t0 = now_ns();
+	for (i = first; i < n; i++) {
 		err = -pthread_create(&w[i].tid, NULL, w[i].reader ? reader_main : writer_main,
 				      &w[i]);
 		if (err) {
@@ -1822,7 +1929,7 @@ static int cmd_rr(const struct opts *o, struct out *r)
 	struct conn c;
 	ssize_t n;
 
-	if (local_connect(o, &c))
+	if (local_connect(o, &c, NULL))
 		return 1;
 	/* Without TCP_NODELAY, Nagle + delayed ACK would measure timers, not the data path. */
 	if (setsockopt(c.cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ||
