@@ -153,7 +153,8 @@ deps:
 		echo "deps: promtool present"; \
 	else \
 		echo "deps: promtool from Debian's prometheus package into .deps/bin"; \
-		d=$$(mktemp -d) && (cd $$d && apt-get download -q prometheus 2>/dev/null) && \
+		d=$$(mktemp -d) && (cd $$d && { apt-get download -q prometheus 2>/dev/null || \
+			{ apt-get update -qq && apt-get download -q prometheus; }; }) && \
 		dpkg-deb --fsys-tarfile $$d/prometheus_*.deb | tar -x -C $$d ./usr/bin/promtool && \
 		mkdir -p .deps/bin && mv $$d/usr/bin/promtool .deps/bin/ && rm -rf $$d; \
 	fi
