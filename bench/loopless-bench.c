@@ -956,27 +956,40 @@ static void plan_times(void)
 	arm_watchdog((t_end - now_ns()) / 1e9);
 }
 
+/*
+ * One measured phase: start @first (the serving end) and @second, release
+ * both at t_start, take the CPU mark at t_warm, wait for @second then
+ * @first, take the closing mark.
+ */
+static void run_phase(const char *what, void *(*first)(void *), void *first_arg,
+		      void *(*second)(void *), void *second_arg, struct cpu_mark *m0,
+		      struct cpu_mark *m1)
+{
+	pthread_t t1, t2;
+
+	pthread_barrier_init(&go, NULL, 3);
+	plan_times();
+	phase = what;
+	start_thread(&t1, first, first_arg);
+	start_thread(&t2, second, second_arg);
+	sleep_until_ns(t_start);
+	pthread_barrier_wait(&go);
+	sleep_until_ns(t_warm);
+	*m0 = cpu_read();
+	pthread_join(t2, NULL);
+	pthread_join(t1, NULL);
+	*m1 = cpu_read();
+}
+
 static int run_rr(void)
 {
 	struct rr_client c = { 0 };
 	struct cpu_mark m0, m1;
-	pthread_t ts, tc;
 	double secs;
 
 	lo0 = lo_read();
 	make_ends(&ends, true);
-	pthread_barrier_init(&go, NULL, 3);
-	plan_times();
-	phase = "rr round trips";
-	start_thread(&ts, rr_server, NULL);
-	start_thread(&tc, rr_client, &c);
-	sleep_until_ns(t_start);
-	pthread_barrier_wait(&go);
-	sleep_until_ns(t_warm);
-	m0 = cpu_read();
-	pthread_join(tc, NULL);
-	pthread_join(ts, NULL);
-	m1 = cpu_read();
+	run_phase("rr round trips", rr_server, NULL, rr_client, &c, &m0, &m1);
 	if (!c.lat.n)
 		fail("no round trip completed in the measured time (--duration too short?)");
 	close(ends.c_rd);
@@ -1000,23 +1013,11 @@ static int run_stream(void)
 {
 	struct stream_state st = { 0 };
 	struct cpu_mark m0, m1;
-	pthread_t tr, tw;
 	double secs, gb, got;
 
 	lo0 = lo_read();
 	make_ends(&ends, o.nodelay_stream);
-	pthread_barrier_init(&go, NULL, 3);
-	plan_times();
-	phase = "stream transfer";
-	start_thread(&tr, stream_reader, &st);
-	start_thread(&tw, stream_writer, &st);
-	sleep_until_ns(t_start);
-	pthread_barrier_wait(&go);
-	sleep_until_ns(t_warm);
-	m0 = cpu_read();
-	pthread_join(tw, NULL);
-	pthread_join(tr, NULL);
-	m1 = cpu_read();
+	run_phase("stream transfer", stream_reader, &st, stream_writer, &st, &m0, &m1);
 	got = (double)(atomic_load(&st.received) - st.rx_at_warm);
 	if (atomic_load(&st.received) != st.written)
 		fail("lost bytes: wrote %" PRIu64 ", read %" PRIu64 " before EOF", st.written,
@@ -1042,7 +1043,6 @@ static int run_crr(void)
 {
 	struct crr_client c = { 0 };
 	struct cpu_mark m0, m1;
-	pthread_t ts, tc;
 	unsigned int i;
 	double secs;
 
@@ -1051,18 +1051,7 @@ static int run_crr(void)
 	lo0 = lo_read();
 	for (i = 0; i < o.listeners; i++)
 		listener_open(&crr_l[i], &o.sa, o.salen, true);
-	pthread_barrier_init(&go, NULL, 3);
-	plan_times();
-	phase = "crr connections";
-	start_thread(&ts, crr_server, NULL);
-	start_thread(&tc, crr_client, &c);
-	sleep_until_ns(t_start);
-	pthread_barrier_wait(&go);
-	sleep_until_ns(t_warm);
-	m0 = cpu_read();
-	pthread_join(tc, NULL);
-	pthread_join(ts, NULL);
-	m1 = cpu_read();
+	run_phase("crr connections", crr_server, NULL, crr_client, &c, &m0, &m1);
 	for (i = 0; i < o.listeners; i++)
 		close(crr_l[i].fd);
 	if (!c.conns)
