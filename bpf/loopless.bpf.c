@@ -27,7 +27,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, LL_CNT_MAX);
+	__uint(max_entries, LL_CNT_SLOTS);
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
@@ -156,10 +156,22 @@ struct {
 
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
+_Static_assert(LL_CNT_MAX <= LL_CNT_SLOTS, "counters map too small");
+
+/* sock_flag(sk, SOCK_ZEROCOPY): set by SO_ZEROCOPY. sk_flags is a #define
+ * for __sk_common.skc_flags on 6.18. */
+static __always_inline bool zerocopy_on(struct bpf_sock *sk)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+
+	return tp && (tp->inet_conn.icsk_inet.sk.__sk_common.skc_flags & (1UL << SOCK_ZEROCOPY));
+}
+
 static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 flags)
 {
 	struct ll_sock_ref ref;
 	struct ll_key key = {};
+	struct ll_sk_state *st;
 	struct bpf_sock *sk;
 	long err;
 
@@ -172,10 +184,27 @@ static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 f
 		count(LL_CNT_SKIPPED_PORT, 1);
 		return 1;
 	}
+	sk = ops->sk;
+	if (!sk) {
+		count(LL_CNT_INSERT_ERRORS, 1);
+		return 1;
+	}
+	/* MSG_ZEROCOPY promises one completion per send once the kernel is
+	 * done with the pages. A socket in a sockmap copies every send into
+	 * an sk_msg (tcp_bpf_sendmsg()): redirected sends never complete, and
+	 * sends on its TCP path complete in pieces (tcp_bpf_push() calls
+	 * tcp_sendmsg_locked() per scatterlist entry, each taking a new id).
+	 * So a socket that asked for SO_ZEROCOPY (itself before connect(), or
+	 * its listener, whose flags an accepted socket inherits) stays on
+	 * TCP. For a socket already in the map, ll_setsockopt refuses it. */
+	if (zerocopy_on(sk)) {
+		count(LL_CNT_SKIPPED_ZEROCOPY, 1);
+		return 1;
+	}
 	/* The ordering state must exist before the first byte is sent; a
 	 * socket without it is never put into the map. */
-	sk = ops->sk;
-	if (!sk || !bpf_sk_storage_get(&sk_state, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE)) {
+	st = bpf_sk_storage_get(&sk_state, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st) {
 		count(LL_CNT_INSERT_ERRORS, 1);
 		return 1;
 	}
@@ -194,6 +223,7 @@ static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 f
 		count(LL_CNT_INSERT_ERRORS, 1);
 		return 1;
 	}
+	st->flags |= LL_SK_IN_MAP;
 	/* For the TCP_CLOSE callback that removes the peers entry. */
 	bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 	count(LL_CNT_SOCKETS_INSERTED, 1);
@@ -228,6 +258,43 @@ int ll_sockops(struct bpf_sock_ops *ops)
 		bpf_map_delete_elem(&peers, &key);
 		return 1;
 	}
+	return 1;
+}
+
+#define LL_SOL_SOCKET 1 /* asm-generic/socket.h */
+#define LL_SO_ZEROCOPY 60
+#define LL_EOPNOTSUPP 95
+#define LL_PAGE_SIZE 4096
+
+/*
+ * cgroup setsockopt hook: SO_ZEROCOPY on a socket already in the map is
+ * refused with EOPNOTSUPP, the answer of a socket type without zero-copy
+ * (sock_setsockopt()), which applications handle by copying. Taking the
+ * socket out of the map instead would drop the redirected bytes waiting
+ * in its queue (sk_psock_drop()). Every other option passes untouched.
+ */
+SEC("cgroup/setsockopt")
+int ll_setsockopt(struct bpf_sockopt *ctx)
+{
+	struct ll_sk_state *st;
+	int *val = ctx->optval;
+
+	if (ctx->level != LL_SOL_SOCKET || ctx->optname != LL_SO_ZEROCOPY || !ctx->sk)
+		goto pass;
+	st = bpf_sk_storage_get(&sk_state, ctx->sk, NULL, 0);
+	if (!st || !(st->flags & LL_SK_IN_MAP))
+		goto pass;
+	/* Short or unreadable: sock_setsockopt() returns its own error. */
+	if ((void *)(val + 1) > ctx->optval_end || !*val)
+		goto pass;
+	count(LL_CNT_ZEROCOPY_REFUSED, 1);
+	bpf_set_retval(-LL_EOPNOTSUPP);
+	return 0;
+pass:
+	/* Only the first page of a longer optval is in ctx; optlen 0 tells
+	 * __cgroup_bpf_run_filter_setsockopt() to use the caller's buffer. */
+	if (ctx->optlen > LL_PAGE_SIZE)
+		ctx->optlen = 0;
 	return 1;
 }
 

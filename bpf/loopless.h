@@ -53,8 +53,16 @@ enum ll_counter {
 	LL_CNT_FALLBACKS, /* redirect -> TCP: the peer's queue is over its limit */
 	LL_CNT_RETURNS, /* TCP -> redirect: every TCP byte of the direction read */
 	LL_CNT_FALLBACKS_SMALL, /* redirect -> TCP: small writes outrunning the reader */
+	LL_CNT_SKIPPED_ZEROCOPY, /* SO_ZEROCOPY was on at establishment */
+	LL_CNT_ZEROCOPY_REFUSED, /* SO_ZEROCOPY refused on a socket in the map */
 	LL_CNT_MAX,
 };
+
+/* Slots of the counters map: more than LL_CNT_MAX, so that a datapath
+ * pinned by an older looplessd (fewer counters) can be adopted by a newer
+ * one and the other way round (libbpf reuses a pinned map only when its
+ * max_entries match). */
+#define LL_CNT_SLOTS 32
 
 /* Run-time configuration (a one-entry array map, rewritten on reload). */
 enum ll_config_flags {
@@ -92,6 +100,8 @@ enum ll_sk_flags {
 	LL_SK_HAVE_PEER = 1 << 1,
 	/* On TCP as a small-write stream outrunning its reader. */
 	LL_SK_SMALL = 1 << 2,
+	/* ll_sockops put the socket into sock_hash (ll_setsockopt asks). */
+	LL_SK_IN_MAP = 1 << 3,
 };
 
 struct ll_sk_state {

@@ -44,9 +44,15 @@ const struct stat_def stat_defs[STAT_NR] = {
 				    "reason=\"remote\"", STAT_COUNTER,
 				    "Established sockets left on TCP: reason=remote, the peer "
 				    "cannot be on this host; reason=port, include_ports or "
-				    "exclude_ports." },
+				    "exclude_ports; reason=zerocopy, SO_ZEROCOPY was on." },
 	[LL_CNT_SKIPPED_PORT] = { "skipped_port", "loopless_sockets_skipped_total",
 				  "reason=\"port\"", STAT_COUNTER, NULL },
+	[LL_CNT_SKIPPED_ZEROCOPY] = { "skipped_zerocopy", "loopless_sockets_skipped_total",
+				      "reason=\"zerocopy\"", STAT_COUNTER, NULL },
+	[LL_CNT_ZEROCOPY_REFUSED] = { "zerocopy_refused", "loopless_zerocopy_refused_total", NULL,
+				      STAT_COUNTER,
+				      "SO_ZEROCOPY requests refused (EOPNOTSUPP) on sockets already "
+				      "in the sockhash." },
 	[LL_CNT_FALLBACKS] = { "fallbacks", "loopless_fallbacks_total", "reason=\"stalled_reader\"",
 			       STAT_COUNTER,
 			       "Directions moved from redirection to TCP: reason=stalled_reader, the "

@@ -245,7 +245,8 @@ static int sweep_link(const char *dir, const char *name, int link_fd, uint64_t c
 			return err;
 		}
 		s->have[i] = true;
-		log_info("adopted attachment to %s", s->cg[i].path);
+		if (!strncmp(name, PIN_LINK_PREFIX, strlen(PIN_LINK_PREFIX)))
+			log_info("adopted attachment to %s", s->cg[i].path);
 		return 0;
 	}
 	/* Not wanted (removed from the config), a duplicate, or its cgroup is
@@ -254,17 +255,20 @@ static int sweep_link(const char *dir, const char *name, int link_fd, uint64_t c
 		return -errno;
 	if (pins_path(path, sizeof(path), dir, name) || (unlink(path) && errno != ENOENT))
 		return -errno;
-	log_info("detached from cgroup id %" PRIu64 " (no longer configured)", cgroup_id);
+	if (!strncmp(name, PIN_LINK_PREFIX, strlen(PIN_LINK_PREFIX)))
+		log_info("detached from cgroup id %" PRIu64 " (no longer configured)", cgroup_id);
 	return 0;
 }
 
-static int attach_cgroup(struct datapath *dp, const struct cgroup_target *cg)
+/* One program on one cgroup, as a pinned link named @prefix<cgroup id>. */
+static int attach_cgroup(struct datapath *dp, const struct cgroup_target *cg,
+			 const struct bpf_program *prog, const char *prefix)
 {
 	struct bpf_link *link;
 	char path[4096], name[64];
 	int cgfd, err;
 
-	snprintf(name, sizeof(name), PIN_LINK_PREFIX "%" PRIu64, cg->id);
+	snprintf(name, sizeof(name), "%s%" PRIu64, prefix, cg->id);
 	err = pins_path(path, sizeof(path), dp->pin_dir, name);
 	if (err)
 		return err;
@@ -274,11 +278,12 @@ static int attach_cgroup(struct datapath *dp, const struct cgroup_target *cg)
 		log_error("cannot open cgroup %s: %s", cg->path, strerror(-err));
 		return err;
 	}
-	link = bpf_program__attach_cgroup(dp->skel->progs.ll_sockops, cgfd);
+	link = bpf_program__attach_cgroup(prog, cgfd);
 	close(cgfd);
 	if (!link) {
 		err = -errno;
-		log_error("cannot attach to cgroup %s: %s", cg->path, strerror(-err));
+		log_error("cannot attach %s to cgroup %s: %s", bpf_program__name(prog), cg->path,
+			  strerror(-err));
 		return err;
 	}
 	err = bpf_link__pin(link, path);
@@ -290,15 +295,34 @@ static int attach_cgroup(struct datapath *dp, const struct cgroup_target *cg)
 	/* Pinned: the attachment outlives this fd and this process. */
 	bpf_link__disconnect(link);
 	bpf_link__destroy(link);
-	log_info("attached to %s", cg->path);
 	return 0;
+}
+
+/*
+ * Each cgroup gets two links: ll_sockops (the datapath) and ll_setsockopt
+ * (SO_ZEROCOPY on a socket in the map). A pin dir from a looplessd without
+ * the latter gets it here; the sockops link is attached last, so no socket
+ * enters the map before SO_ZEROCOPY is guarded.
+ */
+static const struct cg_prog {
+	const char *prefix;
+	bool sockops;
+} cg_progs[] = {
+	{ PIN_SOCKOPT_LINK_PREFIX, false },
+	{ PIN_LINK_PREFIX, true },
+};
+
+static const struct bpf_program *cg_prog(const struct datapath *dp, const struct cg_prog *cp)
+{
+	return cp->sockops ? dp->skel->progs.ll_sockops : dp->skel->progs.ll_setsockopt;
 }
 
 int datapath_apply(struct datapath *dp, const struct config *cfg, const struct cgroup_target *cg,
 		   int n_cg)
 {
 	struct link_sweep s = { .cg = cg, .n_cg = n_cg };
-	bool have[CONFIG_MAX_CGROUPS] = {};
+	bool have[CONFIG_MAX_CGROUPS];
+	size_t k;
 	int i, err;
 
 	err = write_maps(dp, cfg);
@@ -306,20 +330,26 @@ int datapath_apply(struct datapath *dp, const struct config *cfg, const struct c
 		log_error("cannot write the datapath's configuration maps: %s", strerror(-err));
 		return err;
 	}
-	s.prog_fd = bpf_program__fd(dp->skel->progs.ll_sockops);
 	s.have = have;
-	err = pins_for_each_link(dp->pin_dir, sweep_link, &s);
-	if (err) {
-		log_error("cannot update the pinned cgroup links in %s: %s", dp->pin_dir,
-			  strerror(-err));
-		return err;
-	}
-	for (i = 0; i < n_cg; i++) {
-		if (have[i])
-			continue;
-		err = attach_cgroup(dp, &cg[i]);
-		if (err)
+	for (k = 0; k < sizeof(cg_progs) / sizeof(cg_progs[0]); k++) {
+		memset(have, 0, sizeof(have));
+		s.prog_fd = bpf_program__fd(cg_prog(dp, &cg_progs[k]));
+		err = pins_for_each_link_named(dp->pin_dir, cg_progs[k].prefix, sweep_link, &s);
+		if (err) {
+			log_error("cannot update the pinned cgroup links in %s: %s", dp->pin_dir,
+				  strerror(-err));
 			return err;
+		}
+		for (i = 0; i < n_cg; i++) {
+			if (have[i])
+				continue;
+			err = attach_cgroup(dp, &cg[i], cg_prog(dp, &cg_progs[k]),
+					    cg_progs[k].prefix);
+			if (err)
+				return err;
+			if (cg_progs[k].sockops)
+				log_info("attached to %s", cg[i].path);
+		}
 	}
 	return 0;
 }
@@ -472,8 +502,11 @@ int datapath_uninstall(const char *pin_dir, unsigned int timeout_ms, bool force,
 		err = -errno;
 		goto out;
 	}
-	/* 2. Detach from every cgroup. */
+	/* 2. Detach from every cgroup: sockops first, so no socket enters the
+	 * map while SO_ZEROCOPY is no longer guarded. */
 	err = pins_for_each_link(pin_dir, detach_link, NULL);
+	if (!err)
+		err = pins_for_each_link_named(pin_dir, PIN_SOCKOPT_LINK_PREFIX, detach_link, NULL);
 	if (err)
 		goto out;
 	/* 3. Wait for the readers to take what was redirected to them: taking

@@ -153,7 +153,7 @@ void pins_close(struct pinned *p)
 	}
 }
 
-int pins_for_each_link(const char *dir, pins_link_fn fn, void *arg)
+int pins_for_each_link_named(const char *dir, const char *prefix, pins_link_fn fn, void *arg)
 {
 	struct dirent *de;
 	char path[4096];
@@ -168,7 +168,7 @@ int pins_for_each_link(const char *dir, pins_link_fn fn, void *arg)
 		__u32 len = sizeof(info);
 		int fd;
 
-		if (strncmp(de->d_name, PIN_LINK_PREFIX, strlen(PIN_LINK_PREFIX)))
+		if (strncmp(de->d_name, prefix, strlen(prefix)))
 			continue;
 		if (pins_path(path, sizeof(path), dir, de->d_name))
 			continue;

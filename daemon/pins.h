@@ -5,7 +5,8 @@
  *
  *   <dir>/sock_hash counters ll_config ports local_addrs sk_state peers   maps
  *   <dir>/ll_sockops ll_sk_msg                                      programs
- *   <dir>/link_cg_<cgroup id>                                       cgroup links
+ *   <dir>/link_cg_<cgroup id>                          cgroup links: ll_sockops
+ *   <dir>/link_sockopt_cg_<cgroup id>                               ll_setsockopt
  */
 #ifndef LOOPLESS_PINS_H
 #define LOOPLESS_PINS_H
@@ -14,6 +15,7 @@
 #include <stdint.h>
 
 #define PIN_LINK_PREFIX "link_cg_"
+#define PIN_SOCKOPT_LINK_PREFIX "link_sockopt_cg_"
 
 enum pin_map {
 	PIN_SOCK_HASH,
@@ -46,10 +48,16 @@ int pins_lock(const char *dir);
 int pins_open(const char *dir, struct pinned *p);
 void pins_close(struct pinned *p);
 
-/* Calls @fn for each pinned cgroup link, stopping at the first non-zero
- * return. @link_fd is owned by the caller of fn only during the call. */
+/* Calls @fn for each pinned cgroup link whose name starts with @prefix,
+ * stopping at the first non-zero return. @link_fd is owned by the caller of
+ * fn only during the call. */
 typedef int (*pins_link_fn)(const char *dir, const char *name, int link_fd, uint64_t cgroup_id,
 			    void *arg);
-int pins_for_each_link(const char *dir, pins_link_fn fn, void *arg);
+int pins_for_each_link_named(const char *dir, const char *prefix, pins_link_fn fn, void *arg);
+/* The sockops links: one per cgroup loopless is attached to. */
+static inline int pins_for_each_link(const char *dir, pins_link_fn fn, void *arg)
+{
+	return pins_for_each_link_named(dir, PIN_LINK_PREFIX, fn, arg);
+}
 
 #endif

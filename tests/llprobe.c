@@ -65,6 +65,7 @@ static const char *_Atomic phase = "starting";
 static struct sockaddr_in6 addr6;
 static struct sockaddr_in addr4;
 static bool use_v6;
+static bool zc_early; /* zerocopy-early: SO_ZEROCOPY on before connect() and listen() */
 static int proto; /* 0, or IPPROTO_MPTCP */
 static uint64_t total_bytes = 4 << 20;
 static unsigned int timeout_s = 20;
@@ -184,9 +185,15 @@ static void pair_open(struct pair *p)
 	if (lfd < 0)
 		fail("socket: %s", strerror(errno));
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* An accepted socket inherits its listener's SO_ZEROCOPY (sk_clone_lock()). */
+	if (zc_early && setsockopt(lfd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)))
+		limit("SO_ZEROCOPY on the listener: %s", strerror(errno));
 	if (bind(lfd, addr(), len) || listen(lfd, 4) || getsockname(lfd, addr(), &len))
 		fail("listen: %s", strerror(errno));
 	p->cfd = socket(addr()->sa_family, SOCK_STREAM | SOCK_CLOEXEC, proto);
+	if (p->cfd >= 0 && zc_early &&
+	    setsockopt(p->cfd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)))
+		limit("SO_ZEROCOPY before connect(): %s", strerror(errno));
 	if (p->cfd < 0 || connect(p->cfd, addr(), addr_len()))
 		fail("connect: %s", strerror(errno));
 	p->sfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -767,24 +774,30 @@ static void zc_drain(int fd, int wait_ms)
 }
 
 static uint64_t zc_sent;
+static int zc_refused; /* errno of a refused SO_ZEROCOPY, 0 when it was taken */
 
+/* Like an application that supports kernels without zero-copy: when
+ * SO_ZEROCOPY is refused, it sends by copying (no MSG_ZEROCOPY). */
 static int send_zerocopy(int fd)
 {
+	int one = 1, zflag = MSG_ZEROCOPY;
 	uint8_t *buf;
 	uint64_t off;
-	int one = 1;
 	ssize_t n;
 
-	if (setsockopt(fd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)))
-		limit("SO_ZEROCOPY: %s", strerror(errno));
+	if (!zc_early && setsockopt(fd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one))) {
+		if (errno != EOPNOTSUPP && errno != ENOPROTOOPT)
+			fail("SO_ZEROCOPY: %s", strerror(errno));
+		zc_refused = errno;
+		zflag = 0;
+	}
 	/* One buffer, never written while sends may still reference it. */
 	buf = mmap(NULL, total_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (buf == MAP_FAILED)
 		fail("mmap: %s", strerror(errno));
 	stream_fill(1, 0, buf, total_bytes);
 	for (off = 0; off < total_bytes;) {
-		n = send(fd, buf + off, MIN(MAX_MSG, total_bytes - off),
-			 MSG_ZEROCOPY | MSG_NOSIGNAL);
+		n = send(fd, buf + off, MIN(MAX_MSG, total_bytes - off), zflag | MSG_NOSIGNAL);
 		if (n < 0 && (errno == EINTR || errno == ENOBUFS)) {
 			zc_drain(fd, 10);
 			continue;
@@ -792,7 +805,8 @@ static int send_zerocopy(int fd)
 		if (n < 0)
 			fail("send(MSG_ZEROCOPY): %s", strerror(errno));
 		off += n;
-		zc_sent++;
+		if (zflag)
+			zc_sent++;
 		zc_drain(fd, 0);
 	}
 	return 0;
@@ -860,8 +874,10 @@ static int check_zerocopy(struct pair *p)
 	 * frees its buffers by these ids, so more ids than sends, or fewer completions, is a
 	 * broken contract. */
 	snprintf(res, sizeof(res),
-		 "sends=%" PRIu64 " completions=%" PRIu64 " copied=%" PRIu64 " ids=%" PRIu64,
-		 zc_sent, atomic_load(&zc_done), atomic_load(&zc_copied), atomic_load(&zc_max_id));
+		 "so_zerocopy=%s sends=%" PRIu64 " completions=%" PRIu64 " copied=%" PRIu64
+		 " ids=%" PRIu64,
+		 zc_refused ? strerrorname_np(zc_refused) : "on", zc_sent, atomic_load(&zc_done),
+		 atomic_load(&zc_copied), atomic_load(&zc_max_id));
 	if (atomic_load(&zc_max_id) > zc_sent || atomic_load(&zc_done) > zc_sent)
 		limit("%s: more completion ids than MSG_ZEROCOPY sends", res);
 	if (atomic_load(&zc_done) < zc_sent)
@@ -952,7 +968,10 @@ static const struct {
 	{ "splice-write", c_splice_write, "splice() pipe -> socket" },
 	{ "splice-read", check_splice_read, "splice() socket -> pipe on the reading side" },
 	{ "writev", c_writev, "writev() with up to IOV_MAX iovecs of 0-2048 bytes" },
-	{ "zerocopy", check_zerocopy, "send(MSG_ZEROCOPY) with SO_ZEROCOPY" },
+	{ "zerocopy", check_zerocopy,
+	  "send(MSG_ZEROCOPY) with SO_ZEROCOPY set after connect (copies if it is refused)" },
+	{ "zerocopy-early", check_zerocopy,
+	  "the same with SO_ZEROCOPY set before connect() and on the listener" },
 	{ "stream", c_stream, "a plain stream (with --mptcp: an MPTCP connection)" },
 };
 
@@ -998,6 +1017,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	check_name = checks[i].name;
+	zc_early = !strcmp(check_name, "zerocopy-early");
 	for (a = 2; a < argc; a++) {
 		if (!strcmp(argv[a], "--mptcp")) {
 			proto = IPPROTO_MPTCP;
