@@ -65,6 +65,7 @@ static const char *_Atomic phase = "starting";
 static struct sockaddr_in6 addr6;
 static struct sockaddr_in addr4;
 static bool use_v6;
+static int port; /* --port: the listener's, 0 for any */
 static bool zc_early; /* zerocopy-early: SO_ZEROCOPY on before connect() and listen() */
 static int proto; /* 0, or IPPROTO_MPTCP */
 static uint64_t total_bytes = 4 << 20;
@@ -980,12 +981,14 @@ static void usage(FILE *f)
 	size_t i;
 
 	fprintf(f,
-		"Usage: " PROG " CHECK [--connect ADDR] [--bytes N] [--mptcp] [--timeout SEC]\n"
+		"Usage: " PROG
+		" CHECK [--connect ADDR] [--port P] [--bytes N] [--mptcp] [--timeout SEC]\n"
 		"       " PROG " --list | --help\n\n"
-		"One local TCP connection to itself (listen on ADDR, default 127.0.0.1, connect,\n"
-		"accept), one check on it, every byte verified. Prints \"ok CHECK key=value...\"\n"
-		"(exit 0), \"limit CHECK reason\" when the kernel cannot do it on this socket\n"
-		"(exit 3), or an error on stderr (exit 1; 2: usage).\n\nChecks:\n");
+		"One local TCP connection to itself (listen on ADDR, default 127.0.0.1, port P,\n"
+		"default any; connect, accept), one check on it, every byte verified. Prints\n"
+		"\"ok CHECK key=value...\" (exit 0), \"limit CHECK reason\" when the kernel cannot\n"
+		"do it on this socket (exit 3), or an error on stderr (exit 1; 2: usage).\n\n"
+		"Checks:\n");
 	for (i = 0; i < ARRAY_SIZE(checks); i++)
 		fprintf(f, "  %-15s %s\n", checks[i].name, checks[i].what);
 	fprintf(f, "\nEXAMPLES\n  " PROG " epoll-et\n  " PROG " splice-read --bytes 16M\n"
@@ -1033,6 +1036,10 @@ int main(int argc, char **argv)
 				total_bytes <<= 20;
 			if (!total_bytes || (*end && end[1]))
 				return fprintf(stderr, PROG ": bad --bytes\n"), 2;
+		} else if (!strcmp(argv[a], "--port") && a + 1 < argc) {
+			port = atoi(argv[++a]);
+			if (port <= 0 || port > 65535)
+				return fprintf(stderr, PROG ": bad --port\n"), 2;
 		} else if (!strcmp(argv[a], "--timeout") && a + 1 < argc) {
 			timeout_s = atoi(argv[++a]);
 		} else {
@@ -1043,6 +1050,7 @@ int main(int argc, char **argv)
 	use_v6 = strchr(connect_to, ':');
 	addr6.sin6_family = AF_INET6;
 	addr4.sin_family = AF_INET;
+	addr6.sin6_port = addr4.sin_port = htons(port);
 	if (use_v6 ? inet_pton(AF_INET6, connect_to, &addr6.sin6_addr) != 1 :
 		     inet_pton(AF_INET, connect_to, &addr4.sin_addr) != 1) {
 		fprintf(stderr, PROG ": --connect '%s' is not an IP literal\n", connect_to);
