@@ -32,6 +32,10 @@ int datapath_probe(const char **what)
 		{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_get_netns_cookie,
 		  "bpf_get_netns_cookie in sk_msg (5.15)" },
 		{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get in sk_msg" },
+		{ BPF_PROG_TYPE_CGROUP_SOCKOPT, BPF_FUNC_set_retval,
+		  "bpf_set_retval in cgroup/setsockopt (5.18)" },
+		{ BPF_PROG_TYPE_CGROUP_SOCKOPT, BPF_FUNC_sk_storage_get,
+		  "bpf_sk_storage_get in cgroup/setsockopt" },
 	};
 	size_t i;
 
@@ -41,6 +45,10 @@ int datapath_probe(const char **what)
 	}
 	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_MSG, NULL) != 1) {
 		*what = "BPF program type sk_msg";
+		return -EOPNOTSUPP;
+	}
+	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SOCKOPT, NULL) != 1) {
+		*what = "BPF program type cgroup sockopt";
 		return -EOPNOTSUPP;
 	}
 	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SOCKHASH, NULL) != 1) {
@@ -87,6 +95,38 @@ static uint32_t pinned_max_sockets(const char *pin_dir, uint32_t wanted)
 	return wanted;
 }
 
+/*
+ * The counters map of a looplessd from before LL_CNT_SLOTS has fewer
+ * entries, and libbpf would refuse it. Counters are the one map whose
+ * contents can start over (a Prometheus counter reset): unpin it, so the
+ * load creates and pins a new one. Sockets inserted by the old programs
+ * keep counting into the old map until they close.
+ */
+static int replace_old_counters(const char *pin_dir)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char path[4096];
+	int fd, err = 0;
+
+	if (pins_path(path, sizeof(path), pin_dir, pin_map_names[PIN_COUNTERS]))
+		return -ENAMETOOLONG;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len) && info.max_entries != LL_CNT_SLOTS) {
+		if (unlink(path))
+			err = -errno;
+		else
+			log_info(
+				"replaced the pinned counters map of an older version (%u entries): "
+				"counters start from 0",
+				info.max_entries);
+	}
+	close(fd);
+	return err;
+}
+
 static int pin_prog(struct bpf_program *prog, const char *pin_dir, const char *name)
 {
 	char path[4096];
@@ -122,6 +162,9 @@ int datapath_load(struct datapath *dp, const char *pin_dir, uint32_t max_sockets
 	/* The iterator is the CLI's (datapath_conns). */
 	bpf_program__set_autoload(skel->progs.ll_iter, false);
 	max_sockets = pinned_max_sockets(pin_dir, max_sockets);
+	err = replace_old_counters(pin_dir);
+	if (err)
+		goto fail;
 	err = bpf_map__set_max_entries(skel->maps.sock_hash, max_sockets);
 	if (!err)
 		err = bpf_map__set_max_entries(skel->maps.peers, max_sockets);

@@ -210,6 +210,50 @@ t_restart_mid_stream() {
 	assert_redirected "$r0" $((16 << 20))
 }
 
+# Upgrade (pitfall 8): a looplessd built from an older commit runs the
+# datapath while a duplex stream with a slow reader (it stalls 50 ms every
+# 4 MiB) is in flight; this looplessd replaces it. It adopts the pins
+# (the older, smaller counters map is replaced), swaps the programs in
+# place (bpf_link_update), adds the cgroup/setsockopt link, and the stream
+# goes on byte-exact; new connections are redirected and counted.
+# UPGRADE_FROM: the older commit (default: the last one before the counters
+# map grew to LL_CNT_SLOTS and ll_setsockopt came).
+UPGRADE_FROM=${UPGRADE_FROM:-48808b6}
+t_upgrade() {
+	local old=$TMP/old pid r0 out
+	if ! git cat-file -e "$UPGRADE_FROM^{commit}" 2>/dev/null; then
+		[ "$(git rev-parse --is-shallow-repository 2>/dev/null)" = true ] ||
+			die "commit $UPGRADE_FROM is not in this repository"
+		log "SKIPPED: shallow clone, $UPGRADE_FROM is not in it (git fetch --unshallow)"
+		return 0
+	fi
+	mkdir -p "$old"
+	git archive "$UPGRADE_FROM" | tar -x -C "$old" || die "git archive $UPGRADE_FROM"
+	make -C "$old" -j2 build/looplessd >"$TMP/old-build.log" 2>&1 ||
+		die "building $UPGRADE_FROM: $(tail -3 "$TMP/old-build.log")"
+	LOOPLESSD=$old/build/looplessd start_daemon
+	log "old: $("$old/build/looplessd" --version)"
+	[ "$(bpftool cgroup show "$CG" | grep -c setsockopt)" -eq 0 ] || die "old version has ll_setsockopt?"
+	pair_checked "$NS" "$CG" --connect 127.0.0.1 --bytes 96M --duplex --rate 32M \
+		--reader-stall 4M:50 >"$TMP/pair" &
+	pid=$!
+	sleep 1
+	stop_daemon TERM
+	start_daemon
+	log "new: $("$LOOPLESSD" --version)"
+	grep -q "adopted datapath" "$TMP/looplessd.log" ||
+		die "the new looplessd did not adopt the pins: $(tail -5 "$TMP/looplessd.log")"
+	grep -q "replaced the pinned counters map of an older version" "$TMP/looplessd.log" ||
+		die "the old counters map was not replaced"
+	[ "$(bpftool cgroup show "$CG" | grep -c sock_ops)" -eq 1 ] || die "sock_ops attachments != 1"
+	[ "$(bpftool cgroup show "$CG" | grep -c setsockopt)" -eq 1 ] || die "no ll_setsockopt link"
+	wait $pid || die "stream across the upgrade: $(cat "$TMP/pair")"
+	log "across the upgrade: $(cat "$TMP/pair")"
+	r0=$(counter redirected_bytes)
+	pair_checked "$NS" "$CG" $KEEPUP --connect 127.0.0.1 --bytes 16M >/dev/null
+	assert_redirected "$r0" $((16 << 20))
+}
+
 # 8. `loopless uninstall` while a connection is open and idle: it keeps
 # working, and nothing of ours is left.
 t_uninstall_idle() {

@@ -74,7 +74,7 @@ add_netns() {
 # start_daemon [looplessd args...]: starts looplessd on $PIN (and $CG unless
 # a --cgroup or --config is given) and waits until it is attached.
 start_daemon() {
-	local args=("$@") i
+	local args=("$@") i n0
 	case " ${args[*]} " in
 	*" --cgroup "* | *" --config "* | *" -c "*) ;;
 	*) args+=(--cgroup "$CG") ;;
@@ -83,11 +83,13 @@ start_daemon() {
 	*" --config "* | *" -c "*) ;;
 	*) args+=(--config /dev/null) ;;
 	esac
+	# A restart appends to the same log: wait for this daemon's line.
+	n0=$(grep -c "datapath in" "$TMP/looplessd.log" 2>/dev/null)
 	"$LOOPLESSD" --pin-dir "$PIN" "${args[@]}" >>"$TMP/looplessd.log" 2>&1 &
 	DAEMON_PID=$!
 	for i in $(seq 100); do
 		if "$LOOPLESS" --pin-dir "$PIN" status >/dev/null 2>&1 &&
-			grep -q "datapath in" "$TMP/looplessd.log"; then
+			[ "$(grep -c "datapath in" "$TMP/looplessd.log")" -gt "${n0:-0}" ]; then
 			return 0
 		fi
 		kill -0 "$DAEMON_PID" 2>/dev/null || break
