@@ -302,6 +302,7 @@ pass:
 struct peer_view {
 	__u32 queued; /* bytes redirected to it and not read yet (psock msg_tot_len) */
 	__u32 rcvbuf; /* its SO_RCVBUF */
+	__s32 rcvlowat; /* its SO_RCVLOWAT */
 	__u32 rcv_nxt; /* TCP bytes it has received ... */
 	__u32 copied_seq; /* ... and read */
 };
@@ -325,6 +326,7 @@ static __always_inline bool peer_read(const struct ll_sk_state *st, struct peer_
 	ptp = bpf_rdonly_cast((void *)st->peer, bpf_core_type_id_kernel(struct tcp_sock));
 	v->queued = psock->msg_tot_len;
 	v->rcvbuf = (__u32)psk->sk_rcvbuf;
+	v->rcvlowat = psk->sk_rcvlowat;
 	v->rcv_nxt = ptp->rcv_nxt;
 	v->copied_seq = ptp->copied_seq;
 	/* Seen again last: the values above belong to the socket we meant. */
@@ -428,22 +430,31 @@ int ll_sk_msg(struct sk_msg_md *msg)
 	if (st->flags & LL_SK_TCP_USED) {
 		tp = bpf_skc_to_tcp_sock(sk);
 		if (!tp || tp->write_seq != tp->snd_nxt || tp->snd_nxt != v.rcv_nxt ||
-		    v.copied_seq != v.rcv_nxt || v.queued > v.rcvbuf / 2)
+		    v.copied_seq != v.rcv_nxt || v.queued > v.rcvbuf / 2 || v.rcvlowat > 1)
 			goto pass_tcp;
 		st->flags &= ~(LL_SK_TCP_USED | LL_SK_SMALL);
 		count(LL_CNT_RETURNS, 1);
+	} else if (v.rcvlowat > 1) {
+		/* The reader asked to be woken only once SO_RCVLOWAT bytes are
+		 * there. Redirected bytes ignore it (sk_msg_recvmsg() returns
+		 * what is queued, sk_msg_is_readable() any byte); TCP's
+		 * tcp_recvmsg() and tcp_poll() honour it. */
+		count(LL_CNT_FALLBACKS_RCVLOWAT, 1);
+		goto to_tcp;
 	} else if (v.queued > (now - st->progress_ns <= cfg->reader_idle_ns ?
 				       cfg->queue_limit :
 				       (v.rcvbuf > LL_MIN_QUEUE ? v.rcvbuf : LL_MIN_QUEUE))) {
 		count(LL_CNT_FALLBACKS, 1);
 		goto to_tcp;
 	} else if (size <= cfg->small_write &&
-		   (v.queued > cfg->small_lag || st->burst >= LL_SMALL_BURST)) {
+		   (v.queued > cfg->small_lag || (st->burst >= LL_SMALL_BURST && v.queued))) {
 		/* A stream of small writes (its reader lags, or they come
-		 * back to back): TCP coalesces them into few segments and
-		 * wake-ups, redirection queues and wakes per write.
-		 * Request/response traffic finds the queue empty and waits
-		 * for each response, so it stays redirected. */
+		 * back to back while earlier ones are still unread): TCP
+		 * coalesces them into few segments and wake-ups, redirection
+		 * queues and wakes per write. Request/response traffic finds
+		 * the queue empty (the peer read the request before it
+		 * answered), however short its round trips, so it stays
+		 * redirected. */
 		count(LL_CNT_FALLBACKS_SMALL, 1);
 		st->flags |= LL_SK_SMALL;
 		goto to_tcp;

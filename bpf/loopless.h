@@ -55,6 +55,7 @@ enum ll_counter {
 	LL_CNT_FALLBACKS_SMALL, /* redirect -> TCP: small writes outrunning the reader */
 	LL_CNT_SKIPPED_ZEROCOPY, /* SO_ZEROCOPY was on at establishment */
 	LL_CNT_ZEROCOPY_REFUSED, /* SO_ZEROCOPY refused on a socket in the map */
+	LL_CNT_FALLBACKS_RCVLOWAT, /* redirect -> TCP: the reader set SO_RCVLOWAT */
 	LL_CNT_MAX,
 };
 

@@ -57,9 +57,11 @@ const struct stat_def stat_defs[STAT_NR] = {
 			       STAT_COUNTER,
 			       "Directions moved from redirection to TCP: reason=stalled_reader, the "
 			       "peer's queue was over its limit; reason=small_writes, small writes "
-			       "outran the reader." },
+			       "outran the reader; reason=rcvlowat, the reader set SO_RCVLOWAT." },
 	[LL_CNT_FALLBACKS_SMALL] = { "fallbacks_small", "loopless_fallbacks_total",
 				     "reason=\"small_writes\"", STAT_COUNTER, NULL },
+	[LL_CNT_FALLBACKS_RCVLOWAT] = { "fallbacks_rcvlowat", "loopless_fallbacks_total",
+					"reason=\"rcvlowat\"", STAT_COUNTER, NULL },
 	[LL_CNT_RETURNS] = { "returns", "loopless_returns_total", NULL, STAT_COUNTER,
 			     "Directions moved from TCP back to redirection once every TCP byte "
 			     "of theirs was read." },

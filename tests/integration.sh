@@ -1277,7 +1277,7 @@ t_poll_wakeups() {
 
 # FIONREAD, MSG_PEEK, SO_RCVLOWAT on redirected data, next to plain TCP.
 t_recv_semantics() {
-	local c out plain
+	local c out plain f0
 	start_daemon
 	for c in fionread-peek rcvlowat; do
 		plain=$(probe "" "$c") || exit 1
@@ -1288,6 +1288,13 @@ t_recv_semantics() {
 	out=$(probe "$CG" fionread-peek) || exit 1
 	[ "$(kv "$out" fionread)" = 3000 ] || die "FIONREAD does not count redirected bytes: $out"
 	[ "$(kv "$out" peek)" = 3000 ] || die "MSG_PEEK did not see all 3 queued writes: $out"
+	# SO_RCVLOWAT: a reader that set it gets its bytes over TCP, which
+	# honours it (poll not readable with 1000 of 2000, one recv of 3000).
+	f0=$(counter fallbacks_rcvlowat)
+	out=$(probe "$CG" rcvlowat) || exit 1
+	[ "$(kv "$out" poll_readable_with_1000)" = 0 ] && [ "$(kv "$out" first_recv)" = 3000 ] ||
+		die "SO_RCVLOWAT not honoured: $out"
+	[ "$(grew fallbacks_rcvlowat "$f0")" -ge 1 ] || die "fallbacks_rcvlowat did not grow"
 }
 
 # Peer reset (SO_LINGER 0) and close mid-stream: the other side gets
