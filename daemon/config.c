@@ -39,6 +39,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <ini.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -59,7 +60,9 @@ _Static_assert(CONFIG_MAX_LOCAL_ADDRS == LL_MAX_LOCAL_ADDRS, "local_addrs and it
 /* Far beyond any real configuration; bounds memory and line counts. */
 #define CONFIG_TEXT_MAX (1024 * 1024)
 /* Room for a quoted value in a message: long values are cut with "...". */
-#define QUOTE_MAX 96
+#define QUOTE_MAX CONFIG_QUOTE_MAX
+/* A file name in a message: long ones are cut, leaving room for the rest. */
+#define NAME_QUOTE_MAX 256
 
 /*
  * The built-in default cgroup. It is not allocated so that config_init()
@@ -127,6 +130,13 @@ static const char *quote_str(char *buf, size_t size, const char *s)
 	return quote(buf, size, s, strlen(s));
 }
 
+const char *config_quote(char *buf, size_t size, const char *s)
+{
+	if (!buf || size < 4)
+		return "";
+	return quote(buf, size, s ? s : "", s ? strlen(s) : 0);
+}
+
 /* Decimal digits only (no sign, no blanks), at most @max, without overflow. */
 static int parse_uint(const char *s, size_t len, unsigned long max, unsigned long *out)
 {
@@ -145,6 +155,13 @@ static int parse_uint(const char *s, size_t len, unsigned long max, unsigned lon
 	}
 	*out = v;
 	return 0;
+}
+
+int config_parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	if (!s || !out)
+		return -EINVAL;
+	return parse_uint(s, strlen(s), max, out);
 }
 
 void config_init(struct config *cfg)
@@ -278,22 +295,41 @@ int config_add_cgroup(struct config *cfg, const char *path, unsigned int line, c
 	return 0;
 }
 
-int config_set_pin_dir(struct config *cfg, const char *dir, char *err, size_t errlen)
+int config_check_pin_dir(const char *dir, char *err, size_t errlen)
 {
 	char q[QUOTE_MAX];
 	size_t len;
 
-	if (!cfg || !dir)
+	if (!dir)
 		return fail(err, errlen, "no pin_dir given");
 	len = strlen(dir);
 	if (dir[0] != '/')
 		return fail(err, errlen,
 			    "\"%s\" is not an absolute path (it must start with \"/\")",
 			    quote_str(q, sizeof(q), dir));
+	/* The pins and the directory itself are removed on uninstall, and a
+	 * bpffs would be mounted over the whole tree. */
+	if (path_is_root(dir))
+		return fail(err, errlen,
+			    "\"%s\" is the root directory (use a directory of its own, "
+			    "e.g. %s)",
+			    quote_str(q, sizeof(q), dir), CONFIG_DEFAULT_PIN_DIR);
 	if (len >= CONFIG_PATH_MAX)
 		return fail(err, errlen, "path too long (%zu bytes, at most %d)", len,
 			    CONFIG_PATH_MAX - 1);
-	memcpy(cfg->pin_dir, dir, len + 1);
+	return 0;
+}
+
+int config_set_pin_dir(struct config *cfg, const char *dir, char *err, size_t errlen)
+{
+	int r;
+
+	if (!cfg || !dir)
+		return fail(err, errlen, "no pin_dir given");
+	r = config_check_pin_dir(dir, err, errlen);
+	if (r)
+		return r;
+	memcpy(cfg->pin_dir, dir, strlen(dir) + 1);
 	return 0;
 }
 
@@ -570,6 +606,83 @@ const char *config_log_level_name(enum log_level level)
 	return log_level_names[level];
 }
 
+/* ---- command line ---- */
+
+/*
+ * The option that "--@name" (@len bytes) selects the way getopt_long() does:
+ * an exact match, else the only one it abbreviates. *@n counts the options
+ * it abbreviates (more than one: ambiguous).
+ */
+static const struct option *match_long(const struct option *longopts, const char *name, size_t len,
+				       int *n)
+{
+	const struct option *o, *found = NULL;
+
+	*n = 0;
+	for (o = longopts; o && o->name; o++) {
+		if (strncmp(o->name, name, len))
+			continue;
+		if (strlen(o->name) == len) {
+			*n = 1;
+			return o;
+		}
+		found = o;
+		(*n)++;
+	}
+	return *n == 1 ? found : NULL;
+}
+
+void config_option_error(char *buf, size_t size, int c, const struct option *longopts,
+			 char *const argv[], int ind, int opt)
+{
+	/* The element getopt stopped at when it finished one (a long option
+	 * always, a short one when it was the last of its cluster). */
+	const char *arg = ind > 0 && argv ? argv[ind - 1] : "";
+	const struct option *o = NULL, *p;
+	char q[QUOTE_MAX], list[QUOTE_MAX * 2];
+	bool is_long = false;
+	size_t len = 0, used = 0;
+	int n = 0;
+
+	if (!buf || !size)
+		return;
+	if (!strncmp(arg, "--", 2) && arg[2]) {
+		len = strcspn(arg + 2, "=");
+		o = match_long(longopts, arg + 2, len, &n);
+		/* optopt is the val of a long option that failed, 0 for one
+		 * getopt did not know. */
+		is_long = o ? o->val == opt : !opt;
+	}
+	if (is_long && o) {
+		/* Its full name: "--conf" is "--config". */
+		snprintf(q, sizeof(q), "--%s", o->name);
+	} else if (is_long) {
+		quote(q, sizeof(q), arg, len + 2);
+	} else {
+		char ch = (char)opt;
+
+		q[0] = '-';
+		quote(q + 1, sizeof(q) - 1, &ch, 1);
+	}
+
+	if (c == ':') {
+		snprintf(buf, size, "option \"%s\" needs an argument (try --help)", q);
+	} else if (c == '?' && is_long && o && o->has_arg == no_argument && arg[2 + len] == '=') {
+		snprintf(buf, size, "option \"%s\" takes no argument (try --help)", q);
+	} else if (c == '?' && is_long && n > 1 && len) {
+		list[0] = '\0';
+		for (p = longopts; p->name; p++) {
+			if (strncmp(p->name, arg + 2, len) || used >= sizeof(list))
+				continue;
+			used += (size_t)snprintf(list + used, sizeof(list) - used, "%s--%s",
+						 used ? ", " : "", p->name);
+		}
+		snprintf(buf, size, "ambiguous option \"%s\" (%s; try --help)", q, list);
+	} else {
+		snprintf(buf, size, "unknown option \"%s\" (try --help)", q);
+	}
+}
+
 /* ---- INI parsing ---- */
 
 enum key_kind {
@@ -753,6 +866,8 @@ static int apply_key(struct parse_state *st, const struct key_def *key, const ch
 	switch (key->kind) {
 	case KEY_PIN_DIR:
 		r = config_set_pin_dir(cfg, value, msg, sizeof(msg));
+		if (!r)
+			cfg->pin_dir_line = st->lineno;
 		break;
 	case KEY_CGROUP:
 		r = config_add_cgroup(cfg, value, st->lineno, msg, sizeof(msg));
@@ -780,6 +895,8 @@ static int apply_key(struct parse_state *st, const struct key_def *key, const ch
 		break;
 	case KEY_METRICS:
 		r = config_parse_metrics(value, &cfg->metrics, msg, sizeof(msg));
+		if (!r)
+			cfg->metrics_line = st->lineno;
 		break;
 	/* A key line replaces the list, a continuation line extends it. */
 	case KEY_INCLUDE_PORTS:
@@ -904,19 +1021,22 @@ static int config_copy(struct config *dst, const struct config *src)
 static int parse_text(struct config *cfg, const char *name, const char *text, size_t len, char *err,
 		      size_t errlen)
 {
+	/* The file name as messages show it: one line, whatever it holds. */
+	char qname[NAME_QUOTE_MAX];
 	struct parse_state *st;
 	struct config *work;
 	int r, ret;
 
+	quote_str(qname, sizeof(qname), name);
 	if (len > CONFIG_TEXT_MAX)
-		return fail(err, errlen, "%s: too large (more than %d bytes)", name,
+		return fail(err, errlen, "%s: too large (more than %d bytes)", qname,
 			    CONFIG_TEXT_MAX);
 	work = malloc(sizeof(*work));
 	st = calloc(1, sizeof(*st));
 	if (!work || !st || config_copy(work, cfg)) {
 		free(work);
 		free(st);
-		fail(err, errlen, "%s: out of memory", name);
+		fail(err, errlen, "%s: out of memory", qname);
 		return -ENOMEM;
 	}
 	st->cfg = work;
@@ -925,18 +1045,18 @@ static int parse_text(struct config *cfg, const char *name, const char *text, si
 
 	r = ini_parse_stream(read_line, st, handle, st);
 	if (r == -2) {
-		fail(err, errlen, "%s: out of memory", name);
+		fail(err, errlen, "%s: out of memory", qname);
 		ret = -ENOMEM;
 	} else if (r > 0 && (!st->err || (unsigned int)r < st->err_line)) {
 		/* A line inih could not parse, before any error of ours. */
 		ret = fail(err, errlen,
-			   "%s:%d: syntax error (expected \"key = value\" or \"[section]\")", name,
+			   "%s:%d: syntax error (expected \"key = value\" or \"[section]\")", qname,
 			   r);
 	} else if (st->err) {
-		fail(err, errlen, "%s:%u: %s", name, st->err_line, st->msg);
+		fail(err, errlen, "%s:%u: %s", qname, st->err_line, st->msg);
 		ret = st->err;
 	} else if (r) {
-		ret = fail(err, errlen, "%s: parse error %d", name, r);
+		ret = fail(err, errlen, "%s: parse error %d", qname, r);
 	} else {
 		ret = 0;
 	}
@@ -1012,8 +1132,12 @@ int config_parse_file(struct config *cfg, const char *path, char *err, size_t er
 	return r;
 
 fail_errno:
-	if (err && errlen)
-		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+	if (err && errlen) {
+		char qpath[NAME_QUOTE_MAX];
+
+		snprintf(err, errlen, "%s: %s", quote_str(qpath, sizeof(qpath), path),
+			 strerror(-r));
+	}
 	if (fd >= 0)
 		close(fd);
 	free(buf);

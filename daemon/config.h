@@ -20,6 +20,7 @@
 #define CONFIG_PATH_MAX 4096
 #define CONFIG_ERR_MAX 512
 #define CONFIG_METRICS_TEXT_MAX 56 /* "[" INET6_ADDRSTRLEN "]:65535" */
+#define CONFIG_QUOTE_MAX 96 /* a value quoted in a message, see config_quote() */
 
 enum log_level {
 	LOG_LEVEL_ERROR,
@@ -48,6 +49,7 @@ struct metrics_addr {
 
 struct config {
 	char pin_dir[CONFIG_PATH_MAX];
+	unsigned int pin_dir_line; /* line of "pin_dir" in source, 0: default */
 	/* As written: absolute, or relative to the cgroup2 mount ("/" or "" is
 	 * its root). */
 	char *cgroups[CONFIG_MAX_CGROUPS];
@@ -70,6 +72,7 @@ struct config {
 	uint32_t small_write; /* writes up to this many bytes can form a small-write stream */
 	uint32_t small_lag; /* ... once this many bytes wait unread */
 	struct metrics_addr metrics;
+	unsigned int metrics_line; /* line of "metrics" in source, 0: default */
 	char source[CONFIG_PATH_MAX]; /* file the values came from, "" for defaults */
 };
 
@@ -96,6 +99,9 @@ int config_set_cgroups_clear(struct config *cfg);
 int config_add_cgroup(struct config *cfg, const char *path, unsigned int line, char *err,
 		      size_t errlen);
 int config_set_pin_dir(struct config *cfg, const char *dir, char *err, size_t errlen);
+/* The checks config_set_pin_dir() makes (absolute, not "/", not too long),
+ * for a pin directory given to loopless. */
+int config_check_pin_dir(const char *dir, char *err, size_t errlen);
 /* "80, 443, 8000-8100" (commas and/or blanks); empty clears the list. */
 int config_parse_ports(const char *s, struct port_range *out, int max, int *n, char *err,
 		       size_t errlen);
@@ -109,5 +115,28 @@ int config_parse_metrics(const char *s, struct metrics_addr *out, char *err, siz
 bool config_metrics_equal(const struct metrics_addr *a, const struct metrics_addr *b);
 int config_parse_log_level(const char *s, enum log_level *out);
 const char *config_log_level_name(enum log_level level);
+/* Decimal digits only (no sign, blank or base prefix), at most @max: 0,
+ * -EINVAL (not a number) or -ERANGE (above @max). */
+int config_parse_uint(const char *s, unsigned long max, unsigned long *out);
+
+/*
+ * @s for a message, between the caller's quotes, in @buf: bytes that are not
+ * printable ASCII become \xNN (a message stays one line whatever the input),
+ * '"' and '\' are escaped, and what does not fit @size (CONFIG_QUOTE_MAX is
+ * plenty for a value) is cut with "...".
+ */
+const char *config_quote(char *buf, size_t size, const char *s);
+
+struct option;
+/*
+ * One line, in @buf, for the error getopt_long() reported by returning @c
+ * ('?' or ':'), called with opterr = 0 and an option string that starts
+ * (after any '+') with ':'. @ind and @opt are getopt's optind and optopt
+ * after that call, e.g.
+ *   unknown option "--bogus" (try --help)
+ *   option "--config" needs an argument (try --help)
+ */
+void config_option_error(char *buf, size_t size, int c, const struct option *longopts,
+			 char *const argv[], int ind, int opt);
 
 #endif /* LOOPLESS_CONFIG_H */

@@ -26,6 +26,7 @@ struct opts {
 	const char *pin_dir;
 	bool json;
 	unsigned int timeout_ms;
+	bool timeout_set;
 	bool force;
 };
 
@@ -303,16 +304,18 @@ int main(int argc, char **argv)
 		{},
 	};
 	struct opts o = { .pin_dir = CONFIG_DEFAULT_PIN_DIR, .timeout_ms = 30000 };
+	char msg[CONFIG_ERR_MAX], q[CONFIG_QUOTE_MAX];
 	unsigned long secs;
-	char *end;
 	const char *cmd = NULL;
 	int c;
 
 	log_setup("loopless", LOG_LEVEL_INFO);
+	/* Errors are ours, one line each (see config_option_error()). */
+	opterr = 0;
 	/* "+" stops at the command; parsing then goes on after it, so options
 	 * work on either side: `loopless --json stats`, `loopless stats --json`. */
 	for (;;) {
-		c = getopt_long(argc, argv, "+p:jt:fhV", longopts, NULL);
+		c = getopt_long(argc, argv, "+:p:jt:fhV", longopts, NULL);
 		if (c == -1) {
 			if (cmd || optind >= argc)
 				break;
@@ -321,20 +324,23 @@ int main(int argc, char **argv)
 		}
 		switch (c) {
 		case 'p':
+			if (config_check_pin_dir(optarg, msg, sizeof(msg))) {
+				log_error("--pin-dir: %s", msg);
+				return EXIT_USAGE;
+			}
 			o.pin_dir = optarg;
 			break;
 		case 'j':
 			o.json = true;
 			break;
 		case 't':
-			errno = 0;
-			secs = strtoul(optarg, &end, 10);
-			if (errno || end == optarg || *end || secs > 3600) {
+			if (config_parse_uint(optarg, 3600, &secs)) {
 				log_error("--timeout: \"%s\" is not a number of seconds (0-3600)",
-					  optarg);
+					  config_quote(q, sizeof(q), optarg));
 				return EXIT_USAGE;
 			}
 			o.timeout_ms = (unsigned int)secs * 1000;
+			o.timeout_set = true;
 			break;
 		case 'f':
 			o.force = true;
@@ -346,7 +352,8 @@ int main(int argc, char **argv)
 			printf("loopless %s\n", LOOPLESS_VERSION);
 			return 0;
 		default:
-			fprintf(stderr, "Try 'loopless --help' for more information.\n");
+			config_option_error(msg, sizeof(msg), c, longopts, argv, optind, optopt);
+			log_error("%s", msg);
 			return EXIT_USAGE;
 		}
 	}
@@ -355,7 +362,28 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (optind < argc) {
-		log_error("unexpected argument \"%s\" (try --help)", argv[optind]);
+		log_error("unexpected argument \"%s\" (try --help)",
+			  config_quote(q, sizeof(q), argv[optind]));
+		return EXIT_USAGE;
+	}
+	if (strcmp(cmd, "status") && strcmp(cmd, "stats") && strcmp(cmd, "conns") &&
+	    strcmp(cmd, "uninstall")) {
+		log_error("unknown command \"%s\" (status, stats, conns, uninstall; try --help)",
+			  config_quote(q, sizeof(q), cmd));
+		return EXIT_USAGE;
+	}
+	/* An option the command would ignore is a mistake worth a word. */
+	if (strcmp(cmd, "uninstall") && (o.timeout_set || o.force)) {
+		log_error("%s applies to uninstall only, not to %s",
+			  o.force ? "--force" : "--timeout", cmd);
+		return EXIT_USAGE;
+	}
+	if (o.timeout_set && o.force) {
+		log_error("--timeout and --force exclude each other (--force does not wait)");
+		return EXIT_USAGE;
+	}
+	if (!strcmp(cmd, "uninstall") && o.json) {
+		log_error("--json applies to status, stats and conns, not to uninstall");
 		return EXIT_USAGE;
 	}
 	if (!strcmp(cmd, "status"))
@@ -364,8 +392,5 @@ int main(int argc, char **argv)
 		return cmd_stats(&o);
 	if (!strcmp(cmd, "conns"))
 		return cmd_conns(&o);
-	if (!strcmp(cmd, "uninstall"))
-		return cmd_uninstall(&o);
-	log_error("unknown command \"%s\" (status, stats, conns, uninstall; try --help)", cmd);
-	return EXIT_USAGE;
+	return cmd_uninstall(&o);
 }

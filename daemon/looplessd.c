@@ -5,6 +5,7 @@
  * Stopping it leaves the pinned datapath in place, so connections stay
  * accelerated across restarts and upgrades; `loopless uninstall` removes it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -14,8 +15,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/magic.h>
 #include <sys/capability.h>
 #include <sys/signalfd.h>
+#include <sys/statfs.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <systemd/sd-daemon.h>
@@ -121,12 +124,20 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "version", no_argument, NULL, 'V' },
 		{},
 	};
+	char msg[CONFIG_ERR_MAX], q[CONFIG_QUOTE_MAX];
 	int c;
 
 	o->config_path = CONFIG_DEFAULT_PATH;
-	while ((c = getopt_long(argc, argv, "c:g:p:l:m:nhV", longopts, NULL)) != -1) {
+	/* Errors are ours, one line each: getopt's own message would be one
+	 * and "Try --help" another. */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":c:g:p:l:m:nhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
+			if (!optarg[0]) {
+				log_error("--config: empty file name");
+				return EXIT_USAGE;
+			}
 			o->config_path = optarg;
 			o->config_explicit = true;
 			break;
@@ -157,12 +168,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			printf("looplessd %s\n", LOOPLESS_VERSION);
 			exit(0);
 		default:
-			fprintf(stderr, "Try 'looplessd --help' for more information.\n");
+			config_option_error(msg, sizeof(msg), c, longopts, argv, optind, optopt);
+			log_error("%s", msg);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {
-		log_error("unexpected argument \"%s\" (try --help)", argv[optind]);
+		log_error("unexpected argument \"%s\" (try --help)",
+			  config_quote(q, sizeof(q), argv[optind]));
 		return EXIT_USAGE;
 	}
 	return 0;
@@ -174,7 +187,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
  */
 static int build_config(const struct opts *o, struct config *cfg)
 {
-	char err[CONFIG_ERR_MAX];
+	char err[CONFIG_ERR_MAX], q[CONFIG_QUOTE_MAX];
 	enum log_level level;
 	int i, ret;
 
@@ -183,7 +196,8 @@ static int build_config(const struct opts *o, struct config *cfg)
 	if (ret == -ENOENT && !o->config_explicit) {
 		log_debug("%s not found, using built-in defaults", o->config_path);
 	} else if (ret) {
-		log_error("%s", err);
+		/* -EINVAL: the text ("file:line: ..."); else the file itself. */
+		log_error("%s%s", o->config_explicit && ret != -EINVAL ? "--config: " : "", err);
 		return EXIT_USAGE;
 	}
 	if (o->n_cli_cgroups) {
@@ -195,21 +209,27 @@ static int build_config(const struct opts *o, struct config *cfg)
 			}
 		}
 	}
-	if (o->pin_dir && config_set_pin_dir(cfg, o->pin_dir, err, sizeof(err))) {
-		log_error("--pin-dir: %s", err);
-		return EXIT_USAGE;
+	if (o->pin_dir) {
+		if (config_set_pin_dir(cfg, o->pin_dir, err, sizeof(err))) {
+			log_error("--pin-dir: %s", err);
+			return EXIT_USAGE;
+		}
+		cfg->pin_dir_line = 0;
 	}
 	if (o->log_level) {
 		if (config_parse_log_level(o->log_level, &level)) {
 			log_error("--log-level: unknown level \"%s\" (error, warn, info, debug)",
-				  o->log_level);
+				  config_quote(q, sizeof(q), o->log_level));
 			return EXIT_USAGE;
 		}
 		cfg->log_level = level;
 	}
-	if (o->metrics && config_parse_metrics(o->metrics, &cfg->metrics, err, sizeof(err))) {
-		log_error("--metrics: %s", err);
-		return EXIT_USAGE;
+	if (o->metrics) {
+		if (config_parse_metrics(o->metrics, &cfg->metrics, err, sizeof(err))) {
+			log_error("--metrics: %s", err);
+			return EXIT_USAGE;
+		}
+		cfg->metrics_line = 0;
 	}
 	return 0;
 }
@@ -217,7 +237,9 @@ static int build_config(const struct opts *o, struct config *cfg)
 /* Resolve every configured cgroup; one line naming where it came from. */
 static int resolve_cgroups(const struct config *cfg, struct cgroup_target *out)
 {
-	char mnt[CONFIG_PATH_MAX];
+	char mnt[CONFIG_PATH_MAX], qsrc[CONFIG_ERR_MAX], qcg[CONFIG_QUOTE_MAX],
+		qpath[CONFIG_ERR_MAX];
+	const char *why;
 	int i, err;
 
 	err = cgroup2_mount(mnt, sizeof(mnt));
@@ -232,15 +254,17 @@ static int resolve_cgroups(const struct config *cfg, struct cgroup_target *out)
 			err = cgroup_id(out[i].path, &out[i].id);
 		if (!err)
 			continue;
+		why = err == -EMEDIUMTYPE ? "not a cgroup v2 directory" : strerror(-err);
+		config_quote(qcg, sizeof(qcg), cfg->cgroups[i]);
+		config_quote(qpath, sizeof(qpath), out[i].path);
 		if (cfg->cgroup_lines[i])
 			log_error("%s:%u: cgroup \"%s\": %s: %s (create it or fix \"cgroup =\")",
-				  cfg->source, cfg->cgroup_lines[i], cfg->cgroups[i], out[i].path,
-				  err == -EMEDIUMTYPE ? "not a cgroup v2 directory" :
-							strerror(-err));
+				  config_quote(qsrc, sizeof(qsrc), cfg->source),
+				  cfg->cgroup_lines[i], qcg, qpath, why);
 		else
-			log_error("cgroup \"%s\": %s: %s", cfg->cgroups[i], out[i].path,
-				  err == -EMEDIUMTYPE ? "not a cgroup v2 directory" :
-							strerror(-err));
+			/* No line: from --cgroup, or the default (the root). */
+			log_error("%scgroup \"%s\": %s: %s", cfg->cgroups_are_default ? "" : "--",
+				  qcg, qpath, why);
 		return EXIT_USAGE;
 	}
 	return 0;
@@ -424,12 +448,85 @@ static void metrics_off(struct daemon *d)
 /* One line for a listen error, naming where the address came from. */
 static void log_listen_error(const struct daemon *d, const struct config *cfg, int err)
 {
-	const char *fix = "fix \"metrics =\" in [daemon]";
+	char q[CONFIG_ERR_MAX];
 
-	if (d->o->metrics)
-		fix = "fix --metrics";
-	log_error("cannot listen on %s for metrics: %s (%s)", cfg->metrics.text, strerror(-err),
-		  fix);
+	if (d->o->metrics || !cfg->metrics_line)
+		log_error("cannot listen on %s for metrics: %s (fix --metrics)", cfg->metrics.text,
+			  strerror(-err));
+	else
+		log_error("%s:%u: cannot listen on %s for metrics: %s (fix \"metrics =\" in "
+			  "[daemon])",
+			  config_quote(q, sizeof(q), cfg->source), cfg->metrics_line,
+			  cfg->metrics.text, strerror(-err));
+}
+
+/* The address itself is wrong (not one of this host's, or a family the
+ * socket cannot take), as opposed to a port in use or not permitted. */
+static bool listen_error_is_config(int err)
+{
+	return err == -EADDRNOTAVAIL || err == -EINVAL || err == -EAFNOSUPPORT;
+}
+
+/*
+ * Values that only the system can judge, checked before anything is created
+ * (and by --check): the metrics address must be one of this host's (bound on
+ * port 0, so a port in use, also by a running looplessd, does not count),
+ * and the pin directory must not be an existing directory with files in it
+ * on another file system, over which pins_prepare() would mount bpffs.
+ * Returns 0 or EXIT_USAGE after logging one line.
+ */
+static int check_targets(const struct daemon *d, const struct config *cfg)
+{
+	char q[CONFIG_QUOTE_MAX], qsrc[CONFIG_ERR_MAX], where[CONFIG_ERR_MAX + 32];
+	struct metrics_addr probe = cfg->metrics;
+	const char *why = NULL;
+	struct dirent *de;
+	struct statfs sfs;
+	DIR *dir;
+	int fd;
+
+	if (probe.enabled) {
+		probe.port = 0;
+		fd = metrics_listen(&probe);
+		if (fd >= 0) {
+			close(fd);
+		} else if (listen_error_is_config(fd)) {
+			log_listen_error(d, cfg, fd);
+			return EXIT_USAGE;
+		}
+	}
+
+	/* A missing one is created; anything but ENOENT is pins_prepare()'s
+	 * to report. */
+	if (statfs(cfg->pin_dir, &sfs) || sfs.f_type == BPF_FS_MAGIC)
+		return 0;
+	dir = opendir(cfg->pin_dir);
+	if (!dir) {
+		if (errno == ENOTDIR)
+			why = "not a directory";
+	} else {
+		while ((de = readdir(dir))) {
+			if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+				why = "a directory with files in it, not on a bpf file system "
+				      "(bpffs would be mounted over them; use a new directory or "
+				      "one on bpffs)";
+				break;
+			}
+		}
+		closedir(dir);
+	}
+	if (!why)
+		return 0;
+	config_quote(q, sizeof(q), cfg->pin_dir);
+	if (d->o->pin_dir)
+		snprintf(where, sizeof(where), "--pin-dir");
+	else if (cfg->pin_dir_line)
+		snprintf(where, sizeof(where), "%s:%u: pin_dir",
+			 config_quote(qsrc, sizeof(qsrc), cfg->source), cfg->pin_dir_line);
+	else
+		snprintf(where, sizeof(where), "pin dir");
+	log_error("%s \"%s\" is %s", where, q, why);
+	return EXIT_USAGE;
 }
 
 /*
@@ -583,6 +680,9 @@ int main(int argc, char **argv)
 	ret = resolve_cgroups(cfg, cg);
 	if (ret)
 		goto out;
+	ret = check_targets(&d, cfg);
+	if (ret)
+		goto out;
 	if (o.check) {
 		printf("%s: configuration ok (%d cgroup(s), pin dir %s, metrics %s)\n",
 		       cfg->source[0] ? cfg->source : "defaults", cfg->n_cgroups, cfg->pin_dir,
@@ -601,6 +701,18 @@ int main(int argc, char **argv)
 			  missing);
 		goto out;
 	}
+	/* Before anything is created or loaded: a busy port changes nothing.
+	 * (A second looplessd with the same endpoint stops here, at its port,
+	 * rather than at the pin directory's lock.) */
+	if (cfg->metrics.enabled) {
+		metrics_fd = metrics_listen(&cfg->metrics);
+		if (metrics_fd < 0) {
+			log_listen_error(&d, cfg, metrics_fd);
+			if (listen_error_is_config(metrics_fd))
+				ret = EXIT_USAGE;
+			goto out;
+		}
+	}
 	err = pins_prepare(cfg->pin_dir);
 	if (err) {
 		log_error("cannot use %s as a bpffs pin directory: %s", cfg->pin_dir,
@@ -616,14 +728,6 @@ int main(int argc, char **argv)
 		log_error("%s is in use by another looplessd%s", cfg->pin_dir,
 			  lock_fd == -EWOULDBLOCK ? "" : " (cannot lock it)");
 		goto out;
-	}
-	/* Before anything is loaded: a busy port changes nothing. */
-	if (cfg->metrics.enabled) {
-		metrics_fd = metrics_listen(&cfg->metrics);
-		if (metrics_fd < 0) {
-			log_listen_error(&d, cfg, metrics_fd);
-			goto out;
-		}
 	}
 
 	/* Signals first: a SIGTERM during start-up is handled after it. */

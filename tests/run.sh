@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Test runner: unit tests (cmocka) then integration tests (tests/integration.sh,
-# needs root). Ends with "N passed, N failed"; exits non-zero on any failure.
+# Test runner: unit tests (cmocka) then integration tests (the t_* functions of
+# tests/integration.sh and tests/misuse.sh, needs root). Ends with
+# "N passed, N failed"; exits non-zero on any failure.
 #   tests/run.sh [--unit-only | --integration-only] [BUILD_DIR] [TEST_NAME...]
 set -u
 cd "$(dirname "$0")/.." || exit 2
@@ -14,6 +15,8 @@ esac
 BUILD=${1:-build}
 shift || true
 ONLY=("$@")
+# Files of t_* functions, all sourced for every test (helpers are shared).
+TEST_FILES=(tests/integration.sh tests/misuse.sh)
 
 passed=0
 failed=0
@@ -57,8 +60,7 @@ run_integration() {
 		return
 	fi
 	mkdir -p "$BUILD/test-logs"
-	# shellcheck source=tests/integration.sh
-	tests=$(grep -o '^t_[a-z0-9_]*' tests/integration.sh)
+	tests=$(grep -ho '^t_[a-z0-9_]*' "${TEST_FILES[@]}")
 	for t in $tests; do
 		if [ ${#ONLY[@]} -gt 0 ] && ! printf '%s\n' "${ONLY[@]}" | grep -qx "${t#t_}"; then
 			continue
@@ -68,7 +70,10 @@ run_integration() {
 		(
 			BUILD=$BUILD
 			source tests/lib.sh
-			source tests/integration.sh
+			for f in "${TEST_FILES[@]}"; do
+				# shellcheck source=/dev/null
+				source "$f"
+			done
 			env_setup "${t#t_}"
 			"$t"
 		) >"$logf" 2>&1

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <getopt.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -882,6 +883,155 @@ static void test_pin_dir(void **state)
 	expect_error("[daemon]\npin_dir = relative\n",
 		     "x.conf:2: bad value for \"pin_dir\" in [daemon]: \"relative\" is not an "
 		     "absolute path (it must start with \"/\")");
+
+	/* The root (any spelling of it) would be mounted over and removed. */
+	assert_int_equal(config_set_pin_dir(&f->cfg, "/", f->err, sizeof(f->err)), -EINVAL);
+	assert_string_equal(f->err, "\"/\" is the root directory (use a directory of its own, "
+				    "e.g. /sys/fs/bpf/loopless)");
+	assert_int_equal(config_check_pin_dir("//./", f->err, sizeof(f->err)), -EINVAL);
+	assert_int_equal(config_check_pin_dir("/sys/fs/bpf/y", f->err, sizeof(f->err)), 0);
+	assert_int_equal(config_check_pin_dir("x\ny", f->err, sizeof(f->err)), -EINVAL);
+	assert_string_equal(f->err, "\"x\\x0ay\" is not an absolute path (it must start with "
+				    "\"/\")");
+	expect_error("[daemon]\npin_dir = /\n",
+		     "x.conf:2: bad value for \"pin_dir\" in [daemon]: \"/\" is the root directory "
+		     "(use a directory of its own, e.g. /sys/fs/bpf/loopless)");
+}
+
+/* The lines looplessd names when the system rejects a value later. */
+static void test_value_lines(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(f->cfg.pin_dir_line, 0);
+	assert_int_equal(f->cfg.metrics_line, 0);
+	assert_int_equal(parse(f, "[daemon]\n\npin_dir = /sys/fs/bpf/a\nmetrics = 127.0.0.1:0\n"),
+			 0);
+	assert_int_equal(f->cfg.pin_dir_line, 3);
+	assert_int_equal(f->cfg.metrics_line, 4);
+	/* A bad value later in the file keeps the lines of the running one. */
+	assert_int_equal(parse(f, "[daemon]\npin_dir = /sys/fs/bpf/b\nmetrics = x\n"), -EINVAL);
+	assert_string_equal(f->cfg.pin_dir, "/sys/fs/bpf/a");
+	assert_int_equal(f->cfg.pin_dir_line, 3);
+	assert_int_equal(f->cfg.metrics_line, 4);
+}
+
+static void test_parse_uint(void **state)
+{
+	unsigned long v = 7;
+
+	(void)state;
+	assert_int_equal(config_parse_uint("0", 10, &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(config_parse_uint("3600", 3600, &v), 0);
+	assert_int_equal(v, 3600);
+	assert_int_equal(config_parse_uint("3601", 3600, &v), -ERANGE);
+	assert_int_equal(config_parse_uint("99999999999999999999", 3600, &v), -ERANGE);
+	assert_int_equal(config_parse_uint("", 3600, &v), -EINVAL);
+	assert_int_equal(config_parse_uint(" 5", 3600, &v), -EINVAL);
+	assert_int_equal(config_parse_uint("+5", 3600, &v), -EINVAL);
+	assert_int_equal(config_parse_uint("-1", 3600, &v), -EINVAL);
+	assert_int_equal(config_parse_uint("5s", 3600, &v), -EINVAL);
+	assert_int_equal(config_parse_uint("0x10", 3600, &v), -EINVAL);
+	assert_int_equal(config_parse_uint(NULL, 3600, &v), -EINVAL);
+	assert_int_equal(v, 3600);
+}
+
+static void test_quote(void **state)
+{
+	char q[CONFIG_QUOTE_MAX], small[8];
+	char long_value[200];
+
+	(void)state;
+	assert_string_equal(config_quote(q, sizeof(q), "plain"), "plain");
+	assert_string_equal(config_quote(q, sizeof(q), "a\nb\"c\\\x7f"), "a\\x0ab\\\"c\\\\\\x7f");
+	assert_string_equal(config_quote(q, sizeof(q), NULL), "");
+	assert_string_equal(config_quote(small, sizeof(small), "abcdefgh"), "abcd...");
+	memset(long_value, 'v', sizeof(long_value) - 1);
+	long_value[sizeof(long_value) - 1] = '\0';
+	config_quote(q, sizeof(q), long_value);
+	assert_int_equal(strlen(q), CONFIG_QUOTE_MAX - 1);
+	assert_string_equal(q + CONFIG_QUOTE_MAX - 4, "...");
+}
+
+/* A file name in a message stays on one line. */
+static void test_file_name_quoted(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(
+		config_parse_string(&f->cfg, "a\nb.conf", "[nope]\n", f->err, sizeof(f->err)),
+		-EINVAL);
+	assert_string_equal(f->err, "a\\x0ab.conf:1: unknown section [nope]");
+	assert_int_equal(config_parse_file(&f->cfg, "/nonexistent/a\nb", f->err, sizeof(f->err)),
+			 -ENOENT);
+	assert_string_equal(f->err, "/nonexistent/a\\x0ab: No such file or directory");
+}
+
+/* Runs getopt_long() over @args as looplessd does and expects its first
+ * error to read @msg. */
+static void expect_option_error(const char *optstring, const char *const *args, const char *msg)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "cgroup", required_argument, NULL, 'g' },
+		{ "check", no_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
+		{},
+	};
+	char *argv[16], buf[CONFIG_ERR_MAX];
+	int argc = 0, c;
+
+	argv[argc++] = (char *)"prog";
+	while (*args)
+		argv[argc++] = (char *)*args++;
+	argv[argc] = NULL;
+	optind = 0; /* glibc: reinitialise */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, optstring, longopts, NULL)) != -1) {
+		if (c != '?' && c != ':')
+			continue;
+		config_option_error(buf, sizeof(buf), c, longopts, argv, optind, optopt);
+		assert_string_equal(buf, msg);
+		return;
+	}
+	fail_msg("no getopt error for \"%s\"", msg);
+}
+
+static void test_option_error(void **state)
+{
+	(void)state;
+#define ARGS(...) (const char *const[]){ __VA_ARGS__, NULL }
+	expect_option_error(":c:g:nj", ARGS("--bogus"), "unknown option \"--bogus\" (try --help)");
+	expect_option_error(":c:g:nj", ARGS("--bogus=1"),
+			    "unknown option \"--bogus\" (try --help)");
+	expect_option_error(":c:g:nj", ARGS("-x"), "unknown option \"-x\" (try --help)");
+	/* A short option inside a cluster, after a long one. */
+	expect_option_error(":c:g:nj", ARGS("--json", "-nxj"),
+			    "unknown option \"-x\" (try --help)");
+	expect_option_error(":c:g:nj", ARGS("-xn"), "unknown option \"-x\" (try --help)");
+	expect_option_error(":c:g:nj", ARGS("--bo\ngus"),
+			    "unknown option \"--bo\\x0agus\" (try --help)");
+	expect_option_error(":c:g:nj", ARGS("-\n"), "unknown option \"-\\x0a\" (try --help)");
+	expect_option_error(":c:g:nj", ARGS("--=x"), "unknown option \"--\" (try --help)");
+	expect_option_error(":c:g:nj", ARGS("--config"),
+			    "option \"--config\" needs an argument (try --help)");
+	expect_option_error(":c:g:nj", ARGS("--conf"),
+			    "option \"--config\" needs an argument (try --help)");
+	expect_option_error(":c:g:nj", ARGS("-n", "-c"),
+			    "option \"-c\" needs an argument (try --help)");
+	expect_option_error(":c:g:nj", ARGS("-nc"), "option \"-c\" needs an argument (try --help)");
+	expect_option_error("+:c:g:nj", ARGS("--json", "--cgroup"),
+			    "option \"--cgroup\" needs an argument (try --help)");
+	expect_option_error(":c:g:nj", ARGS("--check=yes"),
+			    "option \"--check\" takes no argument (try --help)");
+	expect_option_error(":c:g:nj", ARGS("--che="),
+			    "option \"--check\" takes no argument (try --help)");
+	expect_option_error(":c:g:nj", ARGS("--c"),
+			    "ambiguous option \"--c\" (--config, --cgroup, --check; try --help)");
+	expect_option_error(":c:g:nj", ARGS("--c=1"),
+			    "ambiguous option \"--c\" (--config, --cgroup, --check; try --help)");
+#undef ARGS
 }
 
 static void test_error_unknown_key(void **state)
@@ -1253,6 +1403,11 @@ int main(void)
 		T(test_metrics),
 		T(test_metrics_errors),
 		T(test_pin_dir),
+		T(test_value_lines),
+		T(test_parse_uint),
+		T(test_quote),
+		T(test_file_name_quoted),
+		T(test_option_error),
 		T(test_error_unknown_key),
 		T(test_error_unknown_section),
 		T(test_error_outside_section),
