@@ -382,6 +382,25 @@ t_runtime_errors() {
 	log "$out"
 }
 
+# Without cgroup v2 (a mount namespace where it is unmounted): one line that
+# says so and how to mount it, exit 2, nothing pinned, for a run and --check.
+t_no_cgroup2() {
+	local mnt out rc args
+	mnt=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+	[ -n "$mnt" ] || die "no cgroup2 mount to hide"
+	for args in "--cgroup $CG" "--check"; do
+		# shellcheck disable=SC2086 # args is two words on purpose
+		out=$(unshare -m sh -c 'umount -l "$0" && exec "$@"' "$mnt" \
+			"$LOOPLESSD" --config /dev/null --pin-dir "$PIN" $args 2>&1)
+		rc=$?
+		[ $rc -eq 2 ] || die "without cgroup2 ($args): exit $rc: $out"
+		[ "$(wc -l <<<"$out")" -eq 1 ] || die "without cgroup2: more than one line: $out"
+		grep -q "cgroup v2 is not mounted" <<<"$out" || die "without cgroup2: \"$out\""
+		[ ! -e "$PIN" ] || die "$PIN created without cgroup2"
+	done
+	log "$out"
+}
+
 # ---- Operations: live reload, metrics endpoint, systemd unit, install, deploy ----
 # (issue 5). Helpers first, then the t_* functions.
 
