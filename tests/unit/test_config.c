@@ -80,7 +80,7 @@ static void assert_defaults(const struct config *cfg)
 	assert_string_equal(cfg->metrics.text, "");
 	assert_int_equal(cfg->queue_limit, 16 << 20);
 	assert_int_equal(cfg->reader_idle_ms, 20);
-	assert_int_equal(cfg->small_write, 4096);
+	assert_int_equal(cfg->small_write, 2048);
 	assert_int_equal(cfg->small_lag, 65536);
 }
 
