@@ -7,7 +7,9 @@
  * key. ll_sk_msg (sk_msg verdict on sock_hash): on every sendmsg, look the
  * peer up by the mirrored key and redirect the bytes into the peer's receive
  * queue (psock ingress_msg). Anything that cannot be redirected takes the
- * normal TCP path: every branch returns SK_PASS.
+ * normal TCP path: every branch returns SK_PASS. ll_setsockopt (cgroup
+ * setsockopt): refuses SO_ZEROCOPY on sockets in the map. ll_iter (sockmap
+ * iterator): per-socket records for the CLI.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
