@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include "loopless.h"
 #include "loopless.skel.h"
@@ -37,6 +38,8 @@ int datapath_probe(const char **what)
 		{ BPF_PROG_TYPE_CGROUP_SOCKOPT, BPF_FUNC_sk_storage_get,
 		  "bpf_sk_storage_get in cgroup/setsockopt" },
 	};
+	struct btf *vmlinux;
+	bool have_cast;
 	size_t i;
 
 	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SOCK_OPS, NULL) != 1) {
@@ -64,6 +67,19 @@ int datapath_probe(const char **what)
 			*what = helpers[i].name;
 			return -EOPNOTSUPP;
 		}
+	}
+	/* The sender reads its peer through this kfunc (ll_sk_msg); without
+	 * it the load would fail with a verifier log instead of this line. */
+	vmlinux = btf__load_vmlinux_btf();
+	if (!vmlinux) {
+		*what = "BTF (/sys/kernel/btf/vmlinux)";
+		return -EOPNOTSUPP;
+	}
+	have_cast = btf__find_by_name_kind(vmlinux, "bpf_rdonly_cast", BTF_KIND_FUNC) >= 0;
+	btf__free(vmlinux);
+	if (!have_cast) {
+		*what = "the bpf_rdonly_cast kfunc (6.2)";
+		return -EOPNOTSUPP;
 	}
 	return 0;
 }

@@ -696,8 +696,8 @@ int main(int argc, char **argv)
 	log_libbpf();
 	err = datapath_probe(&missing);
 	if (err) {
-		log_error("this kernel lacks %s: loopless needs Linux 5.15 or later with BPF "
-			  "sockmap support",
+		log_error("this kernel lacks %s: loopless needs Linux 6.2 or later with BTF and "
+			  "BPF sockmap support",
 			  missing);
 		goto out;
 	}
