@@ -7,7 +7,7 @@
 # holds (binaries in /usr/sbin, /etc/loopless/looplessd.conf, the unit and
 # the man pages). The BPF object is built against the build host's kernel
 # BTF (/sys/kernel/btf/vmlinux) and relocated at load time (CO-RE), so one
-# image runs on any kernel >= 5.15 with BTF.
+# image runs on any kernel >= 6.2 with BTF (bpf_rdonly_cast).
 
 FROM debian:12 AS build
 RUN apt-get update \
