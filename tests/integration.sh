@@ -1373,7 +1373,8 @@ t_sendfile_writev() {
 # sk_receive_queue only, never the psock queue that redirected bytes wait in.
 # 64K (all redirected: splice sees the FIN first and reports EOF with 0
 # bytes) and 16M (part redirected, part TCP: splice returns the TCP bytes
-# first). Fails until the datapath handles it.
+# first). A kernel limit: the way around it is exclude_ports
+# (t_splice_read_excluded).
 k_splice_read() {
 	local size r0 out bad=
 	start_daemon
