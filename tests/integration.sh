@@ -220,7 +220,7 @@ t_restart_mid_stream() {
 # map grew to LL_CNT_SLOTS and ll_setsockopt came).
 UPGRADE_FROM=${UPGRADE_FROM:-48808b6}
 t_upgrade() {
-	local old=$TMP/old pid r0 out
+	local old=$TMP/old pid r0 rx0
 	if ! git cat-file -e "$UPGRADE_FROM^{commit}" 2>/dev/null; then
 		[ "$(git rev-parse --is-shallow-repository 2>/dev/null)" = true ] ||
 			die "commit $UPGRADE_FROM is not in this repository"
@@ -234,6 +234,7 @@ t_upgrade() {
 	LOOPLESSD=$old/build/looplessd start_daemon
 	log "old: $("$old/build/looplessd" --version)"
 	[ "$(bpftool cgroup show "$CG" | grep -c setsockopt)" -eq 0 ] || die "old version has ll_setsockopt?"
+	rx0=$(lo_rx)
 	pair_checked "$NS" "$CG" --connect 127.0.0.1 --bytes 96M --duplex --rate 32M \
 		--reader-stall 4M:50 >"$TMP/pair" &
 	pid=$!
@@ -248,7 +249,9 @@ t_upgrade() {
 	[ "$(bpftool cgroup show "$CG" | grep -c sock_ops)" -eq 1 ] || die "sock_ops attachments != 1"
 	[ "$(bpftool cgroup show "$CG" | grep -c setsockopt)" -eq 1 ] || die "no ll_setsockopt link"
 	wait $pid || die "stream across the upgrade: $(cat "$TMP/pair")"
-	log "across the upgrade: $(cat "$TMP/pair")"
+	log "across the upgrade: $(cat "$TMP/pair"); lo packets $(($(lo_rx) - rx0))"
+	# Redirected before, during and after (plain TCP: ~100 000 packets).
+	[ $(($(lo_rx) - rx0)) -lt 2000 ] || die "lo saw $(($(lo_rx) - rx0)) packets across the upgrade"
 	r0=$(counter redirected_bytes)
 	pair_checked "$NS" "$CG" $KEEPUP --connect 127.0.0.1 --bytes 16M >/dev/null
 	assert_redirected "$r0" $((16 << 20))
