@@ -2,11 +2,14 @@
 /*
  * loopless datapath.
  *
- * ll_sockops (cgroup sockops): when a TCP connection becomes established and
- * its peer can be on this host, put the socket into sock_hash under its own
- * key. ll_sk_msg (sk_msg verdict on sock_hash): on every sendmsg, look the
- * peer up by the mirrored key and redirect the bytes into the peer's receive
- * queue (psock ingress_msg). Anything that cannot be redirected takes the
+ * ll_sockops (cgroup sockops): when a TCP connection becomes established, put
+ * its two ends into sock_hash under keys made of their sequence numbers
+ * (struct ll_key: the pair's identity that NAT cannot change): the client end
+ * provisionally, the server end when its handshake came over lo and it can
+ * claim the client end. A client end nobody claimed leaves at its first
+ * incoming segment. ll_sk_msg (sk_msg verdict on sock_hash): on every
+ * sendmsg, redirect the bytes into the paired peer's receive queue (psock
+ * ingress_msg). Anything that cannot be redirected takes the
  * normal TCP path: every branch returns SK_PASS. ll_setsockopt (cgroup
  * setsockopt): refuses SO_ZEROCOPY on sockets in the map. ll_iter (sockmap
  * iterator): per-socket records for the CLI.
@@ -49,14 +52,6 @@ struct {
 	__type(value, __u8);
 } ports SEC(".maps");
 
-/* Extra addresses of this host (v4-mapped form for IPv4), from local_addrs. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, LL_MAX_LOCAL_ADDRS);
-	__type(key, __u32[4]);
-	__type(value, __u8);
-} local_addrs SEC(".maps");
-
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -81,42 +76,6 @@ static __always_inline __u32 config_flags(void)
 	return cfg ? cfg->flags : 0;
 }
 
-/*
- * Both context types expose the same address fields; a macro keeps one
- * definition of how a key is built from them. Every field is loaded
- * unconditionally into a local first: loading inside the family branches
- * lets clang merge the loads into one with a computed ctx offset, which the
- * verifier rejects ("dereference of modified ctx ptr"); volatile loads
- * cannot be sunk or merged. For AF_INET sockets
- * the ip6 fields hold nothing meaningful and are ignored by ll_addr_set().
- */
-#define LD(field) (*(volatile __u32 *)&(field))
-#define LL_KEY_FROM_CTX(k, ctx)                                                      \
-	do {                                                                         \
-		__u32 fam = (ctx)->family == LL_AF_INET6 ? LL_AF_INET6 : LL_AF_INET; \
-		__u32 l4 = LD((ctx)->local_ip4), r4 = LD((ctx)->remote_ip4);         \
-		__u32 l0 = LD((ctx)->local_ip6[0]), l1 = LD((ctx)->local_ip6[1]);    \
-		__u32 l2 = LD((ctx)->local_ip6[2]), l3 = LD((ctx)->local_ip6[3]);    \
-		__u32 r0 = LD((ctx)->remote_ip6[0]), r1 = LD((ctx)->remote_ip6[1]);  \
-		__u32 r2 = LD((ctx)->remote_ip6[2]), r3 = LD((ctx)->remote_ip6[3]);  \
-		(k)->family = ll_addr_set((k)->laddr, fam, l4, l0, l1, l2, l3);      \
-		ll_addr_set((k)->raddr, fam, r4, r0, r1, r2, r3);                    \
-		(k)->lport = ll_local_port((ctx)->local_port);                       \
-		(k)->rport = ll_remote_port((ctx)->remote_port);                     \
-		(k)->netns = bpf_get_netns_cookie(ctx);                              \
-	} while (0)
-
-static __always_inline bool peer_is_local(const struct ll_key *k)
-{
-	if (ll_addr_is_loopback(k->raddr, k->family))
-		return true;
-	/* A connection to one of this host's own addresses picks that
-	 * address as its source (fib source selection). */
-	if (ll_addr_eq(k->laddr, k->raddr))
-		return true;
-	return bpf_map_lookup_elem(&local_addrs, k->raddr) != NULL;
-}
-
 static __always_inline __u8 port_rule(__u16 port)
 {
 	__u32 key = port;
@@ -125,10 +84,16 @@ static __always_inline __u8 port_rule(__u16 port)
 	return rule ? *rule : LL_PORT_NONE;
 }
 
-/* Both ends see the same pair of ports, so both make the same decision. */
-static __always_inline bool ports_in_scope(const struct ll_key *k, __u32 flags)
+/*
+ * The port rules apply to each end's own ports. Without NAT both ends see
+ * the same pair; behind a REDIRECT they do not (the app sees :80, its sidecar
+ * :15001), and an end left out leaves the other unpaired: a server end needs
+ * its client end in the map, a client end leaves unclaimed.
+ */
+static __always_inline bool ports_in_scope(struct bpf_sock_ops *ops, __u32 flags)
 {
-	__u8 l = port_rule(k->lport), r = port_rule(k->rport);
+	__u8 l = port_rule(ll_local_port(ops->local_port));
+	__u8 r = port_rule(ll_remote_port(ops->remote_port));
 
 	if (l == LL_PORT_EXCLUDE || r == LL_PORT_EXCLUDE)
 		return false;
@@ -156,6 +121,8 @@ struct {
 	__type(value, struct ll_sock_ref);
 } peers SEC(".maps");
 
+#define LL_EEXIST 17
+
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
 _Static_assert(LL_CNT_MAX <= LL_CNT_SLOTS, "counters map too small");
@@ -169,26 +136,53 @@ static __always_inline bool zerocopy_on(struct bpf_sock *sk)
 	return tp && (tp->inet_conn.icsk_inet.sk.__sk_common.skc_flags & (1UL << SOCK_ZEROCOPY));
 }
 
-static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 flags)
+/* The device a server end's final ACK came in on (inet_sk_rx_dst_set(),
+ * called for the child socket in tcp_v4_syn_recv_sock() and
+ * tcp_v6_syn_recv_sock()). */
+static __always_inline __u32 rx_ifindex(struct bpf_sock *sk)
 {
-	struct ll_sock_ref ref;
-	struct ll_key key = {};
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+
+	return tp ? tp->inet_conn.icsk_inet.sk.sk_rx_dst_ifindex : 0;
+}
+
+static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 flags, bool active)
+{
+	struct ll_sock_ref ref = {}, *client = NULL;
+	struct ll_key key, peer;
 	struct ll_sk_state *st;
 	struct bpf_sock *sk;
+	__u64 cookie;
 	long err;
 
-	LL_KEY_FROM_CTX(&key, ops);
-	if (!peer_is_local(&key)) {
-		count(LL_CNT_SKIPPED_REMOTE, 1);
-		return 1;
-	}
-	if (!ports_in_scope(&key, flags)) {
-		count(LL_CNT_SKIPPED_PORT, 1);
-		return 1;
-	}
 	sk = ops->sk;
 	if (!sk) {
 		count(LL_CNT_INSERT_ERRORS, 1);
+		return 1;
+	}
+	/* Both are host byte order in struct bpf_sock_ops (tcp_sock fields). */
+	ll_key_set(&key, bpf_get_netns_cookie(ops), ops->snd_una, ops->rcv_nxt);
+	if (!active) {
+		ll_key_mirror(&peer, &key);
+		client = bpf_map_lookup_elem(&peers, &peer);
+	}
+	switch (ll_admit(active, active ? 0 : rx_ifindex(sk), client != NULL,
+			 client ? client->peer_cookie : 0)) {
+	case LL_ADMIT_PROVISIONAL:
+	case LL_ADMIT_PAIR:
+		break;
+	case LL_SKIP_REMOTE:
+		count(LL_CNT_SKIPPED_REMOTE, 1);
+		return 1;
+	case LL_SKIP_NO_PEER:
+		count(LL_CNT_SKIPPED_NO_PEER, 1);
+		return 1;
+	case LL_SKIP_COLLISION:
+		count(LL_CNT_COLLISIONS, 1);
+		return 1;
+	}
+	if (!ports_in_scope(ops, flags)) {
+		count(LL_CNT_SKIPPED_PORT, 1);
 		return 1;
 	}
 	/* MSG_ZEROCOPY promises one completion per send once the kernel is
@@ -210,32 +204,116 @@ static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 f
 		count(LL_CNT_INSERT_ERRORS, 1);
 		return 1;
 	}
+	cookie = bpf_get_socket_cookie(ops);
 	ref.sk = (__u64)sk;
-	ref.cookie = bpf_get_socket_cookie(ops);
-	if (bpf_map_update_elem(&peers, &key, &ref, BPF_ANY)) {
-		count(LL_CNT_INSERT_ERRORS, 1);
-		return 1;
+	ref.cookie = cookie;
+	if (client) {
+		/* Claim the client end: of two server ends with the same key
+		 * (a collision) only the first one pairs. */
+		if (__sync_val_compare_and_swap(&client->peer_cookie, 0, cookie) != 0) {
+			count(LL_CNT_COLLISIONS, 1);
+			return 1;
+		}
+		ref.peer_cookie = client->cookie;
 	}
+	/* Never overwrite: a key in use is a collision, and both connections
+	 * stay on TCP rather than risk one socket's bytes reaching another. */
+	err = bpf_map_update_elem(&peers, &key, &ref, BPF_NOEXIST);
+	if (err)
+		goto unclaim;
 	/* Fails for sockets sockmap cannot take (a ULP such as MPTCP or kTLS:
 	 * sk_psock_init() refuses them) and when the map is full; the socket
 	 * then simply stays on the normal path. */
-	err = bpf_sock_hash_update(ops, &sock_hash, &key, BPF_ANY);
+	err = bpf_sock_hash_update(ops, &sock_hash, &key, BPF_NOEXIST);
 	if (err) {
 		bpf_map_delete_elem(&peers, &key);
-		count(LL_CNT_INSERT_ERRORS, 1);
-		return 1;
+		goto unclaim;
 	}
-	st->flags |= LL_SK_IN_MAP;
-	/* For the TCP_CLOSE callback that removes the peers entry. */
-	bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+	st->key = key;
+	st->cookie = cookie;
+	st->flags = LL_SK_IN_MAP;
+	if (client) {
+		st->peer = client->sk;
+		st->peer_cookie = client->cookie;
+		st->flags |= LL_SK_HAVE_PEER;
+		count(LL_CNT_PAIRS, 1);
+	}
+	/* STATE_CB: the TCP_CLOSE callback that removes the peers entry.
+	 * PARSE_ALL_HDR_OPT: a callback at the client end's first incoming
+	 * segment (bpf_skops_parse_hdr() in tcp_input.c), where it stays or
+	 * leaves; the flag is cleared there, so later segments cost nothing. */
+	if (active)
+		st->flags |= LL_SK_ACTIVE | LL_SK_PROVISIONAL;
+	bpf_sock_ops_cb_flags_set(ops,
+				  ops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG |
+					  (active ? BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG : 0));
 	count(LL_CNT_SOCKETS_INSERTED, 1);
+	return 1;
+unclaim:
+	if (client)
+		client->peer_cookie = 0;
+	count(err == -LL_EEXIST ? LL_CNT_COLLISIONS : LL_CNT_INSERT_ERRORS, 1);
+	return 1;
+}
+
+/*
+ * A provisional client end's first incoming segment. On lo the server end
+ * is established by the final ACK, before it can send anything, so by now a
+ * local server end in scope has claimed this one. If none did, the peer is
+ * remote (or out of loopless's scope): leave the map. Only a server end that
+ * claimed it may redirect into it, so its psock queue is empty and leaving
+ * loses nothing; from now on it is a plain TCP socket (tcp_prot restored by
+ * sk_psock_drop()).
+ */
+static __always_inline int sockops_first_segment(struct bpf_sock_ops *ops)
+{
+	struct ll_sock_ref *ref;
+	struct ll_sk_state *st;
+	struct bpf_sock *sk;
+
+	/* One segment decides: no more callbacks for this socket's segments. */
+	bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags &
+					       ~BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG);
+	sk = ops->sk;
+	if (!sk)
+		return 1;
+	st = bpf_sk_storage_get(&sk_state, sk, NULL, 0);
+	if (!st || !(st->flags & LL_SK_PROVISIONAL))
+		return 1;
+	st->flags &= ~LL_SK_PROVISIONAL;
+	ref = bpf_map_lookup_elem(&peers, &st->key);
+	if (ref && ref->cookie == st->cookie && ll_provisional_stays(ref->peer_cookie))
+		return 1;
+	bpf_map_delete_elem(&sock_hash, &st->key);
+	if (ref && ref->cookie == st->cookie)
+		bpf_map_delete_elem(&peers, &st->key);
+	st->flags &= ~LL_SK_IN_MAP;
+	count(LL_CNT_PROVISIONAL_LEFT, 1);
+	return 1;
+}
+
+/* TCP_CLOSE: the sockhash removes a closing socket by itself
+ * (sock_map_close()); the peers entry is ours, and only this socket's. */
+static __always_inline int sockops_closed(struct bpf_sock_ops *ops)
+{
+	struct bpf_sock *sk = ops->sk;
+	struct ll_sock_ref *ref;
+	struct ll_sk_state *st;
+
+	if (!sk)
+		return 1;
+	st = bpf_sk_storage_get(&sk_state, sk, NULL, 0);
+	if (!st)
+		return 1;
+	ref = bpf_map_lookup_elem(&peers, &st->key);
+	if (ref && ref->cookie == st->cookie)
+		bpf_map_delete_elem(&peers, &st->key);
 	return 1;
 }
 
 SEC("sockops")
 int ll_sockops(struct bpf_sock_ops *ops)
 {
-	struct ll_key key = {};
 	__u32 flags;
 
 	if (ops->family != LL_AF_INET && ops->family != LL_AF_INET6)
@@ -250,15 +328,15 @@ int ll_sockops(struct bpf_sock_ops *ops)
 		flags = config_flags();
 		if (flags & LL_CFG_DRAIN)
 			return 1;
-		return sockops_established(ops, flags);
-	/* args[1] is the new state (tcp_set_state()). The sockhash removes a
-	 * closing socket by itself (sock_map_close()); peers is ours. */
+		return sockops_established(ops, flags,
+					   ops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB);
+	case BPF_SOCK_OPS_PARSE_HDR_OPT_CB:
+		return sockops_first_segment(ops);
+	/* args[1] is the new state (tcp_set_state()). */
 	case BPF_SOCK_OPS_STATE_CB:
 		if (ops->args[1] != BPF_TCP_CLOSE)
 			return 1;
-		LL_KEY_FROM_CTX(&key, ops);
-		bpf_map_delete_elem(&peers, &key);
-		return 1;
+		return sockops_closed(ops);
 	}
 	return 1;
 }
@@ -364,7 +442,7 @@ static __always_inline bool peer_read(const struct ll_sk_state *st, struct peer_
 SEC("sk_msg")
 int ll_sk_msg(struct sk_msg_md *msg)
 {
-	struct ll_key key = {}, peer = {};
+	struct ll_key peer;
 	struct ll_config *cfg;
 	struct ll_sock_ref *ref;
 	struct peer_view v = {};
@@ -410,13 +488,13 @@ int ll_sk_msg(struct sk_msg_md *msg)
 		if (!tp || ((st->flags & LL_SK_HAVE_PEER) && tp->write_seq != tp->snd_nxt))
 			goto pass_tcp;
 	}
-	LL_KEY_FROM_CTX(&key, msg);
-	ll_key_mirror(&peer, &key);
+	ll_key_mirror(&peer, &st->key);
 	if (!(st->flags & LL_SK_HAVE_PEER)) {
-		/* Not in the map yet (the client wrote before the server's
-		 * end was established), outside loopless's scope, or gone. */
+		/* Not paired yet (the client wrote before the server's end
+		 * was established), outside loopless's scope, or gone. Only
+		 * an end that named this socket as its peer is one. */
 		ref = bpf_map_lookup_elem(&peers, &peer);
-		if (!ref)
+		if (!ref || !ll_peer_mutual(ref->peer_cookie, st->cookie))
 			goto to_tcp;
 		st->peer = ref->sk;
 		st->peer_cookie = ref->cookie;
@@ -492,14 +570,29 @@ int ll_iter(struct bpf_iter__sockmap *ctx)
 	struct ll_conn_rec rec = {};
 	struct ll_key *key = ctx->key;
 	struct sock *sk = ctx->sk;
+	struct sock_common *skc;
+	struct ll_sock_ref *ref;
 	struct ll_sk_state *st;
 	struct sk_psock *psock;
+	__u32 fam;
 	__u64 ud;
 
 	if (!key || !sk)
 		return 0;
 	__builtin_memcpy(&rec.key, key, sizeof(rec.key));
-	rec.cookie = sk->__sk_common.skc_cookie.counter;
+	skc = &sk->__sk_common;
+	rec.cookie = skc->skc_cookie.counter;
+	/* The real tuple, for an operator to see which ends were paired. */
+	fam = skc->skc_family == LL_AF_INET6 ? LL_AF_INET6 : LL_AF_INET;
+	rec.family = ll_addr_set(
+		rec.laddr, fam, skc->skc_rcv_saddr, skc->skc_v6_rcv_saddr.in6_u.u6_addr32[0],
+		skc->skc_v6_rcv_saddr.in6_u.u6_addr32[1], skc->skc_v6_rcv_saddr.in6_u.u6_addr32[2],
+		skc->skc_v6_rcv_saddr.in6_u.u6_addr32[3]);
+	ll_addr_set(rec.raddr, fam, skc->skc_daddr, skc->skc_v6_daddr.in6_u.u6_addr32[0],
+		    skc->skc_v6_daddr.in6_u.u6_addr32[1], skc->skc_v6_daddr.in6_u.u6_addr32[2],
+		    skc->skc_v6_daddr.in6_u.u6_addr32[3]);
+	rec.lport = skc->skc_num;
+	rec.rport = LL_NTOHS(skc->skc_dport);
 	ud = (__u64)sk->sk_user_data & LL_SK_USER_DATA_PTRMASK;
 	if (ud) {
 		psock = bpf_rdonly_cast((void *)ud, bpf_core_type_id_kernel(struct sk_psock));
@@ -508,6 +601,9 @@ int ll_iter(struct bpf_iter__sockmap *ctx)
 	st = bpf_sk_storage_get(&sk_state, sk, NULL, 0);
 	if (st)
 		rec.flags = st->flags;
+	ref = bpf_map_lookup_elem(&peers, &rec.key);
+	if (ref && ref->cookie == rec.cookie)
+		rec.peer_cookie = ref->peer_cookie;
 	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
 	return 0;
 }

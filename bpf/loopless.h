@@ -18,25 +18,24 @@
 #define LL_AF_INET6 10 /* AF_INET6 */
 
 /*
- * A socket as seen from its own side. The peer of a local connection holds
- * the mirrored key (local and remote swapped), so the sk_msg program finds
- * the peer by building its own key and swapping.
+ * Which two sockets are the two ends of one connection. Not the 4-tuple:
+ * iptables REDIRECT and DNAT (every service mesh's interception) give the
+ * two ends tuples that do not mirror, and conntrack may rewrite a source
+ * port. NAT never touches TCP sequence numbers, so at establishment the
+ * client's (snd_una, rcv_nxt) is the server's (rcv_nxt, snd_una): each is
+ * one end's random ISN + 1, 64 bits that survive any address rewriting.
  *
- * netns: the network namespace cookie. Every pod has 127.0.0.1, so two
- * namespaces can hold identical 4-tuples; the cookie keeps them apart.
- *
- * Addresses are always 16 bytes: IPv4 is stored in v4-mapped form
- * (::ffff:a.b.c.d) and family is LL_AF_INET for both an AF_INET socket and
- * an AF_INET6 socket carrying a v4-mapped address, so a v4 client of a
- * dual-stack server finds its peer. Ports are in host byte order.
+ * netns: the network namespace cookie. Two ends that meet on lo are in one
+ * namespace; the cookie keeps every other namespace's sockets apart, so a
+ * collision needs two connections of one namespace whose two ISNs both match.
+ * Inserts never overwrite (BPF_NOEXIST) and a pair is made only when the
+ * server end claims the client end's record (ll_sock_ref.peer_cookie), so a
+ * collision leaves both connections on TCP and is counted.
  */
 struct ll_key {
 	__u64 netns;
-	__u32 laddr[4]; /* network byte order */
-	__u32 raddr[4]; /* network byte order */
-	__u16 lport; /* host byte order */
-	__u16 rport; /* host byte order */
-	__u32 family; /* LL_AF_INET or LL_AF_INET6 */
+	__u32 lseq; /* snd_una at establishment: this end's ISN + 1 */
+	__u32 rseq; /* rcv_nxt at establishment: the peer's ISN + 1 */
 };
 
 /* Per-CPU counters, indexed by these ids; user space sums over CPUs. */
@@ -56,6 +55,10 @@ enum ll_counter {
 	LL_CNT_SKIPPED_ZEROCOPY, /* SO_ZEROCOPY was on at establishment */
 	LL_CNT_ZEROCOPY_REFUSED, /* SO_ZEROCOPY refused on a socket in the map */
 	LL_CNT_FALLBACKS_RCVLOWAT, /* redirect -> TCP: the reader set SO_RCVLOWAT */
+	LL_CNT_PAIRS, /* a server end claimed its client end: one accelerated pair */
+	LL_CNT_PROVISIONAL_LEFT, /* a client end left unpaired at its first segment */
+	LL_CNT_COLLISIONS, /* a key already in use, or a client end already claimed */
+	LL_CNT_SKIPPED_NO_PEER, /* a server end on lo whose client end is not in the map */
 	LL_CNT_MAX,
 };
 
@@ -103,9 +106,16 @@ enum ll_sk_flags {
 	LL_SK_SMALL = 1 << 2,
 	/* ll_sockops put the socket into sock_hash (ll_setsockopt asks). */
 	LL_SK_IN_MAP = 1 << 3,
+	/* The connecting end (ACTIVE_ESTABLISHED). */
+	LL_SK_ACTIVE = 1 << 4,
+	/* A client end in the map until its first incoming segment: it stays
+	 * if a server end claimed it by then, and leaves otherwise. */
+	LL_SK_PROVISIONAL = 1 << 5,
 };
 
 struct ll_sk_state {
+	struct ll_key key; /* its key in sock_hash and peers */
+	__u64 cookie; /* its own socket cookie */
 	__u32 flags;
 	__u32 queued_expect; /* peer's queue after our last redirect */
 	__u32 burst; /* small writes in a row, each within LL_BURST_GAP_NS */
@@ -120,19 +130,30 @@ struct ll_sk_state {
 struct ll_sock_ref {
 	__u64 sk; /* kernel address of the struct sock */
 	__u64 cookie; /* its socket cookie (bpf_get_socket_cookie) */
+	__u64 peer_cookie; /* the cookie of the end it is paired with; 0: none yet */
 };
 
 /* What the sockmap iterator (ll_iter) reports for each socket. */
 struct ll_conn_rec {
 	struct ll_key key;
 	__u64 cookie; /* socket cookie */
+	__u64 peer_cookie; /* the end it is paired with (0: none) */
 	__u32 queued; /* redirected bytes waiting unread in its psock queue */
-	__u32 flags; /* enum ll_sk_flags of its sending direction */
+	__u32 flags; /* enum ll_sk_flags */
+	/* Its real tuple, as the socket sees it (v4-mapped for IPv4). */
+	__u32 laddr[4]; /* network byte order */
+	__u32 raddr[4];
+	__u16 lport; /* host byte order */
+	__u16 rport;
+	__u32 family; /* LL_AF_INET or LL_AF_INET6 */
 };
+
+/* Set by user space in ll_conn_rec.flags: the socket is in an older
+ * version's sockhash (legacy_sock_hash), redirected by that version. */
+#define LL_REC_LEGACY (1U << 31)
 
 /* Default sizes, overridable from the config before load. */
 #define LL_DEFAULT_MAX_SOCKETS 65536
-#define LL_MAX_LOCAL_ADDRS 256
 #define LL_NR_PORTS 65536
 #define LL_DEFAULT_QUEUE_LIMIT (16U << 20)
 #define LL_DEFAULT_READER_IDLE_NS (20ULL * 1000 * 1000)
@@ -172,7 +193,6 @@ static inline __u16 ll_local_port(__u32 local_port)
 
 /* Words of an address as they sit in memory (network byte order). */
 #define LL_V4MAPPED_WORD LL_HTONL(0x0000ffffU) /* ::ffff:0:0/96, third word */
-#define LL_V6_LOOPBACK_WORD LL_HTONL(1U) /* ::1, last word */
 
 /* Fill a 16-byte address from a socket's family and addresses. */
 static inline __u32 ll_addr_set(__u32 dst[4], __u32 family, __u32 ip4, __u32 w0, __u32 w1, __u32 w2,
@@ -194,34 +214,77 @@ static inline __u32 ll_addr_set(__u32 dst[4], __u32 family, __u32 ip4, __u32 w0,
 	return LL_AF_INET6;
 }
 
-static inline bool ll_addr_eq(const __u32 a[4], const __u32 b[4])
+/* The key of a socket from its netns cookie and its snd_una and rcv_nxt at
+ * establishment (struct bpf_sock_ops, host byte order). */
+static inline void ll_key_set(struct ll_key *k, __u64 netns, __u32 snd_una, __u32 rcv_nxt)
 {
-	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+	k->netns = netns;
+	k->lseq = snd_una;
+	k->rseq = rcv_nxt;
 }
 
-/* 127.0.0.0/8 (also v4-mapped) or ::1. */
-static inline bool ll_addr_is_loopback(const __u32 a[4], __u32 family)
-{
-	if (family == LL_AF_INET)
-		return ((const __u8 *)&a[3])[0] == 127; /* first octet of 127.0.0.0/8 */
-	return a[0] == 0 && a[1] == 0 && a[2] == 0 && a[3] == LL_V6_LOOPBACK_WORD;
-}
-
-/* The key the peer of @k holds: local and remote swapped. */
+/* The key the other end of @k holds: the two sequence numbers swapped. */
 static inline void ll_key_mirror(struct ll_key *peer, const struct ll_key *k)
 {
 	peer->netns = k->netns;
-	peer->family = k->family;
-	peer->laddr[0] = k->raddr[0];
-	peer->laddr[1] = k->raddr[1];
-	peer->laddr[2] = k->raddr[2];
-	peer->laddr[3] = k->raddr[3];
-	peer->raddr[0] = k->laddr[0];
-	peer->raddr[1] = k->laddr[1];
-	peer->raddr[2] = k->laddr[2];
-	peer->raddr[3] = k->laddr[3];
-	peer->lport = k->rport;
-	peer->rport = k->lport;
+	peer->lseq = k->rseq;
+	peer->rseq = k->lseq;
+}
+
+/* lo's ifindex in every network namespace (LOOPBACK_IFINDEX). */
+#define LL_LOOPBACK_IFINDEX 1
+
+/*
+ * Who enters the map at establishment, as a pure function of what sockops
+ * sees there.
+ *
+ * The client end (ACTIVE_ESTABLISHED) cannot tell where its SYN-ACK came
+ * from (sk_rx_dst_ifindex is still 0 there: on lo the SYN-ACK is processed
+ * from the backlog, where tcp_add_backlog() dropped its dst), so it enters
+ * provisionally and leaves at its first incoming segment unless a server
+ * end claimed it by then (ll_provisional_stays).
+ *
+ * The server end (PASSIVE_ESTABLISHED) enters only when its final ACK came
+ * over lo (@rx_ifindex, sk_rx_dst_ifindex: the client is in this netns,
+ * whatever its address) and the client end's record is in the map
+ * (@client_found) and nobody claimed it yet (@client_peer_cookie == 0).
+ * On lo the client is always established first: it sends the final ACK
+ * that establishes the server.
+ */
+enum ll_admit {
+	LL_ADMIT_PROVISIONAL, /* client end: enter, decide at the first segment */
+	LL_ADMIT_PAIR, /* server end: enter and claim the client end */
+	LL_SKIP_REMOTE, /* server end: the handshake did not come over lo */
+	LL_SKIP_NO_PEER, /* server end: no client end in the map */
+	LL_SKIP_COLLISION, /* server end: the client end is claimed already */
+};
+
+static inline enum ll_admit ll_admit(bool active, __u32 rx_ifindex, bool client_found,
+				     __u64 client_peer_cookie)
+{
+	if (active)
+		return LL_ADMIT_PROVISIONAL;
+	if (rx_ifindex != LL_LOOPBACK_IFINDEX)
+		return LL_SKIP_REMOTE;
+	if (!client_found)
+		return LL_SKIP_NO_PEER;
+	if (client_peer_cookie)
+		return LL_SKIP_COLLISION;
+	return LL_ADMIT_PAIR;
+}
+
+/* A provisional client end at its first incoming segment: it stays when a
+ * server end claimed it (wrote its cookie into the client's record). */
+static inline bool ll_provisional_stays(__u64 own_record_peer_cookie)
+{
+	return own_record_peer_cookie != 0;
+}
+
+/* A sender may use the record @ref as its peer only when that end named the
+ * sender as its own peer: pairing is mutual, never one-sided. */
+static inline bool ll_peer_mutual(__u64 ref_peer_cookie, __u64 own_cookie)
+{
+	return own_cookie && ref_peer_cookie == own_cookie;
 }
 
 #endif /* LOOPLESS_H */

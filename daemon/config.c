@@ -53,8 +53,6 @@
 #include "config.h"
 #include "loopless.h"
 
-/* local_addrs fills a BPF hash map of this size. */
-_Static_assert(CONFIG_MAX_LOCAL_ADDRS == LL_MAX_LOCAL_ADDRS, "local_addrs and its map disagree");
 
 #define MAX_SOCKETS_LIMIT 16777216UL
 /* Far beyond any real configuration; bounds memory and line counts. */

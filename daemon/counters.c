@@ -42,9 +42,11 @@ const struct stat_def stat_defs[STAT_NR] = {
 				   "kTLS, MPTCP); they stay on TCP." },
 	[LL_CNT_SKIPPED_REMOTE] = { "skipped_remote", "loopless_sockets_skipped_total",
 				    "reason=\"remote\"", STAT_COUNTER,
-				    "Established sockets left on TCP: reason=remote, the peer "
-				    "cannot be on this host; reason=port, include_ports or "
-				    "exclude_ports; reason=zerocopy, SO_ZEROCOPY was on." },
+				    "Established sockets left on TCP: reason=remote, a server end "
+				    "whose handshake did not come over lo; reason=no_peer, one on lo "
+				    "whose client end is not in the sockhash; reason=port, "
+				    "include_ports or exclude_ports; reason=zerocopy, SO_ZEROCOPY "
+				    "was on." },
 	[LL_CNT_SKIPPED_PORT] = { "skipped_port", "loopless_sockets_skipped_total",
 				  "reason=\"port\"", STAT_COUNTER, NULL },
 	[LL_CNT_SKIPPED_ZEROCOPY] = { "skipped_zerocopy", "loopless_sockets_skipped_total",
@@ -65,6 +67,20 @@ const struct stat_def stat_defs[STAT_NR] = {
 	[LL_CNT_RETURNS] = { "returns", "loopless_returns_total", NULL, STAT_COUNTER,
 			     "Directions moved from TCP back to redirection once every TCP byte "
 			     "of theirs was read." },
+	[LL_CNT_PAIRS] = { "pairs", "loopless_pairs_total", NULL, STAT_COUNTER,
+			   "Connections whose two ends were paired in the sockhash (by their TCP "
+			   "sequence numbers, whatever NAT did to their addresses)." },
+	[LL_CNT_PROVISIONAL_LEFT] = { "provisional_left", "loopless_provisional_left_total", NULL,
+				      STAT_COUNTER,
+				      "Client ends that entered the sockhash provisionally and left "
+				      "it at their first incoming segment: nobody on this host's lo "
+				      "claimed them (a remote peer, or one outside loopless's "
+				      "scope)." },
+	[LL_CNT_COLLISIONS] = { "collisions", "loopless_collisions_total", NULL, STAT_COUNTER,
+				"Sockets left on TCP because their key was in use or their client "
+				"end was claimed already: never paired with a wrong peer." },
+	[LL_CNT_SKIPPED_NO_PEER] = { "skipped_no_peer", "loopless_sockets_skipped_total",
+				     "reason=\"no_peer\"", STAT_COUNTER, NULL },
 	[STAT_SOCKETS] = { "sockets", "loopless_active_sockets", NULL, STAT_GAUGE,
 			   "Sockets in the sockhash now (two per accelerated connection)." },
 	[STAT_MAX_SOCKETS] = { "max_sockets", "loopless_map_capacity", NULL, STAT_GAUGE,
@@ -102,7 +118,8 @@ int sockhash_count(int sockhash_fd, uint32_t *n)
 {
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info);
-	struct ll_key key, next;
+	/* Keys of any version's sockhash fit (48 bytes at most so far). */
+	__u8 key[64], next[64];
 	void *prev = NULL;
 	uint32_t count = 0;
 
@@ -112,8 +129,8 @@ int sockhash_count(int sockhash_fd, uint32_t *n)
 	 * (sock_hash_get_next_key), so sockets closing meanwhile could make it
 	 * count some twice, or walk for long: stop at the capacity. */
 	while (count < info.max_entries && !bpf_map_get_next_key(sockhash_fd, prev, &next)) {
-		key = next;
-		prev = &key;
+		memcpy(key, next, sizeof(key));
+		prev = key;
 		count++;
 	}
 	if (count < info.max_entries && errno != ENOENT)

@@ -111,36 +111,104 @@ static uint32_t pinned_max_sockets(const char *pin_dir, uint32_t wanted)
 	return wanted;
 }
 
-/*
- * The counters map of a looplessd from before LL_CNT_SLOTS has fewer
- * entries, and libbpf would refuse it. Counters are the one map whose
- * contents can start over (a Prometheus counter reset): unpin it, so the
- * load creates and pins a new one. Sockets inserted by the old programs
- * keep counting into the old map until they close.
- */
-static int replace_old_counters(const char *pin_dir)
+/* 1: the sockhash holds no socket, 0: it holds some, or -errno. Keys of any
+ * version fit in the buffer (48 bytes at most so far). */
+static int sockhash_empty(int fd)
 {
-	struct bpf_map_info info = {};
-	__u32 len = sizeof(info);
-	char path[4096];
+	__u8 next[64];
+
+	if (!bpf_map_get_next_key(fd, NULL, next))
+		return 0;
+	return errno == ENOENT ? 1 : -errno;
+}
+
+/*
+ * Before the load: a pinned map that this version's programs cannot reuse
+ * (libbpf refuses a map whose type, key, value or size differ) comes from an
+ * older looplessd.
+ * - The sockhash of a version that keyed sockets by their 4-tuple holds live
+ *   connections, redirected by that version's sk_msg program (attached to the
+ *   map, using that version's maps, which it holds). Unpinning it would free
+ *   it and drop every socket's queue (sock_hash_free()), so it is pinned on
+ *   as legacy_sock_hash: its connections stay accelerated until they close,
+ *   and `loopless uninstall` drains it with the rest. New connections go into
+ *   the new sockhash.
+ * - Any other map (counters with fewer slots, peers and sk_state of another
+ *   layout) is unpinned; the older programs hold what they still use, and
+ *   counters start from 0 (a Prometheus counter reset).
+ * A legacy sockhash whose last socket has closed is unpinned here too.
+ */
+static int set_aside_incompatible(const char *pin_dir, struct loopless_bpf *skel)
+{
+	char path[4096], legacy[4096];
+	struct bpf_map *map;
 	int fd, err = 0;
 
-	if (pins_path(path, sizeof(path), pin_dir, pin_map_names[PIN_COUNTERS]))
+	if (pins_path(legacy, sizeof(legacy), pin_dir, pin_map_names[PIN_LEGACY_SOCK_HASH]))
 		return -ENAMETOOLONG;
-	fd = bpf_obj_get(path);
-	if (fd < 0)
-		return 0;
-	if (!bpf_obj_get_info_by_fd(fd, &info, &len) && info.max_entries != LL_CNT_SLOTS) {
-		if (unlink(path))
-			err = -errno;
-		else
+	fd = bpf_obj_get(legacy);
+	if (fd >= 0) {
+		if (sockhash_empty(fd) == 1 && !unlink(legacy))
 			log_info(
-				"replaced the pinned counters map of an older version (%u entries): "
-				"counters start from 0",
-				info.max_entries);
+				"removed the older version's sockhash: its last connection closed");
+		close(fd);
 	}
-	close(fd);
-	return err;
+	bpf_object__for_each_map(map, skel->obj)
+	{
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+		bool sized, compatible;
+
+		if (pins_path(path, sizeof(path), pin_dir, bpf_map__name(map)))
+			return -ENAMETOOLONG;
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+			err = -errno;
+			close(fd);
+			return err;
+		}
+		/* The sockhash and peers keep their pinned size
+		 * (pinned_max_sockets()). */
+		sized = map == skel->maps.sock_hash || map == skel->maps.peers;
+		compatible = info.type == bpf_map__type(map) &&
+			     info.key_size == bpf_map__key_size(map) &&
+			     info.value_size == bpf_map__value_size(map) &&
+			     (sized || info.max_entries == bpf_map__max_entries(map));
+		if (compatible) {
+			close(fd);
+			continue;
+		}
+		if (map == skel->maps.sock_hash) {
+			if (!access(legacy, F_OK)) {
+				log_error("%s holds sockets of two older versions; `loopless "
+					  "uninstall` once their connections are idle",
+					  pin_dir);
+				close(fd);
+				return -EEXIST;
+			}
+			err = bpf_obj_pin(fd, legacy) ? -errno : 0;
+			if (!err)
+				log_info("kept the older version's sockhash (%u-byte keys) as %s: "
+					 "its connections stay accelerated until they close",
+					 info.key_size, legacy);
+		}
+		close(fd);
+		if (!err && unlink(path))
+			err = -errno;
+		if (err)
+			return err;
+		if (map != skel->maps.sock_hash)
+			log_info("replaced the pinned %s map of an older version%s",
+				 bpf_map__name(map),
+				 map == skel->maps.counters ? ": counters start from 0" : "");
+	}
+	/* Used by versions that keyed by address; nothing reads it now. */
+	if (!pins_path(path, sizeof(path), pin_dir, pin_map_names[PIN_LOCAL_ADDRS]) &&
+	    unlink(path) && errno != ENOENT)
+		return -errno;
+	return 0;
 }
 
 static int pin_prog(struct bpf_program *prog, const char *pin_dir, const char *name)
@@ -177,10 +245,13 @@ int datapath_load(struct datapath *dp, const char *pin_dir, uint32_t max_sockets
 		return -errno;
 	/* The iterator is the CLI's (datapath_conns). */
 	bpf_program__set_autoload(skel->progs.ll_iter, false);
-	max_sockets = pinned_max_sockets(pin_dir, max_sockets);
-	err = replace_old_counters(pin_dir);
-	if (err)
+	err = set_aside_incompatible(pin_dir, skel);
+	if (err) {
+		log_error("cannot set aside the older version's pins in %s: %s", pin_dir,
+			  strerror(-err));
 		goto fail;
+	}
+	max_sockets = pinned_max_sockets(pin_dir, max_sockets);
 	err = bpf_map__set_max_entries(skel->maps.sock_hash, max_sockets);
 	if (!err)
 		err = bpf_map__set_max_entries(skel->maps.peers, max_sockets);
@@ -239,11 +310,8 @@ static int write_maps(struct datapath *dp, const struct config *cfg)
 	static __u8 rules[LL_NR_PORTS];
 	static __u32 keys[LL_NR_PORTS];
 	int fd_ports = bpf_map__fd(dp->skel->maps.ports);
-	int fd_addrs = bpf_map__fd(dp->skel->maps.local_addrs);
-	__u32 zero = 0, count = LL_NR_PORTS, k[4], next[4];
-	bool more;
+	__u32 zero = 0, count = LL_NR_PORTS;
 	int i, p;
-	__u8 one = 1;
 
 	memset(rules, LL_PORT_NONE, sizeof(rules));
 	for (i = 0; i < cfg->n_include_ports; i++)
@@ -258,21 +326,6 @@ static int write_maps(struct datapath *dp, const struct config *cfg)
 	if (bpf_map_update_batch(fd_ports, keys, rules, &count, NULL))
 		return -errno;
 
-	/* Add the new addresses before removing stale ones, so a reload never
-	 * has a moment without an address that stays. */
-	for (i = 0; i < cfg->n_local_addrs; i++)
-		if (bpf_map_update_elem(fd_addrs, cfg->local_addrs[i].addr, &one, BPF_ANY))
-			return -errno;
-	for (more = !bpf_map_get_next_key(fd_addrs, NULL, next); more;) {
-		bool keep = false;
-
-		memcpy(k, next, sizeof(k));
-		more = !bpf_map_get_next_key(fd_addrs, k, next);
-		for (i = 0; i < cfg->n_local_addrs && !keep; i++)
-			keep = !memcmp(cfg->local_addrs[i].addr, k, sizeof(k));
-		if (!keep && bpf_map_delete_elem(fd_addrs, k) && errno != ENOENT)
-			return -errno;
-	}
 	/* Last, so the new rules are in place before the flags that use them. */
 	if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.ll_config), &zero, &llc, BPF_ANY))
 		return -errno;
@@ -384,6 +437,11 @@ int datapath_apply(struct datapath *dp, const struct config *cfg, const struct c
 	size_t k;
 	int i, err;
 
+	/* Accepted so that existing configurations keep loading. */
+	if (cfg->n_local_addrs)
+		log_warn("local_addrs is no longer needed and is ignored: the two ends of a "
+			 "local connection are found by their TCP sequence numbers, whatever "
+			 "their addresses");
 	err = write_maps(dp, cfg);
 	if (err) {
 		log_error("cannot write the datapath's configuration maps: %s", strerror(-err));
@@ -433,18 +491,66 @@ static int detach_link(const char *dir, const char *name, int link_fd, uint64_t 
 	return 0;
 }
 
-int datapath_conns(const char *pin_dir, struct ll_conn_rec **out, size_t *n)
+/* Append one record per socket of the sockhash @map_fd to *recs. */
+static int iter_sockhash(struct loopless_bpf *skel, int map_fd, __u32 flags,
+			 struct ll_conn_rec **recs, size_t *len, size_t *cap)
 {
 	LIBBPF_OPTS(bpf_iter_attach_opts, opts);
 	union bpf_iter_link_info linfo = {};
-	struct ll_conn_rec *recs = NULL, *tmp;
+	struct bpf_link *link;
+	struct ll_conn_rec *tmp;
+	size_t i, first = *len;
+	int iter_fd, err = 0;
+	ssize_t r;
+
+	linfo.map.map_fd = map_fd;
+	opts.link_info = &linfo;
+	opts.link_info_len = sizeof(linfo);
+	link = bpf_program__attach_iter(skel->progs.ll_iter, &opts);
+	if (!link)
+		return -errno;
+	iter_fd = bpf_iter_create(bpf_link__fd(link));
+	if (iter_fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	for (;;) {
+		if (*len == *cap) {
+			*cap = *cap ? 2 * *cap : 64;
+			tmp = realloc(*recs, *cap * sizeof(**recs));
+			if (!tmp) {
+				err = -ENOMEM;
+				break;
+			}
+			*recs = tmp;
+		}
+		r = read(iter_fd, &(*recs)[*len], (*cap - *len) * sizeof(**recs));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err = -errno;
+			break;
+		}
+		if (!r)
+			break;
+		*len += r / sizeof(**recs);
+	}
+	for (i = first; i < *len; i++)
+		(*recs)[i].flags |= flags;
+	close(iter_fd);
+out:
+	bpf_link__destroy(link);
+	return err;
+}
+
+int datapath_conns(const char *pin_dir, struct ll_conn_rec **out, size_t *n)
+{
+	struct ll_conn_rec *recs = NULL;
 	struct loopless_bpf *skel = NULL;
-	struct bpf_link *link = NULL;
 	size_t cap = 0, len = 0;
 	struct bpf_map *map;
-	int i, iter_fd = -1, err;
 	struct pinned p;
-	ssize_t r;
+	int i, err;
 
 	*out = NULL;
 	*n = 0;
@@ -458,6 +564,7 @@ int datapath_conns(const char *pin_dir, struct ll_conn_rec **out, size_t *n)
 	}
 	bpf_program__set_autoload(skel->progs.ll_sockops, false);
 	bpf_program__set_autoload(skel->progs.ll_sk_msg, false);
+	bpf_program__set_autoload(skel->progs.ll_setsockopt, false);
 	/* The iterator reads the pinned maps; a map a pin set lacks (older
 	 * layout) is created for this run only. */
 	bpf_object__for_each_map(map, skel->obj)
@@ -473,52 +580,39 @@ int datapath_conns(const char *pin_dir, struct ll_conn_rec **out, size_t *n)
 	err = loopless_bpf__load(skel);
 	if (err)
 		goto out;
-	linfo.map.map_fd = p.maps[PIN_SOCK_HASH];
-	opts.link_info = &linfo;
-	opts.link_info_len = sizeof(linfo);
-	link = bpf_program__attach_iter(skel->progs.ll_iter, &opts);
-	if (!link) {
-		err = -errno;
+	err = iter_sockhash(skel, p.maps[PIN_SOCK_HASH], 0, &recs, &len, &cap);
+	/* An older version's sockets: only their tuple, cookie and queue mean
+	 * something to this iterator. */
+	if (!err && p.maps[PIN_LEGACY_SOCK_HASH] >= 0)
+		err = iter_sockhash(skel, p.maps[PIN_LEGACY_SOCK_HASH], LL_REC_LEGACY, &recs, &len,
+				    &cap);
+	if (err)
 		goto out;
-	}
-	iter_fd = bpf_iter_create(bpf_link__fd(link));
-	if (iter_fd < 0) {
-		err = -errno;
-		goto out;
-	}
-	for (;;) {
-		if (len == cap) {
-			cap = cap ? 2 * cap : 64;
-			tmp = realloc(recs, cap * sizeof(*recs));
-			if (!tmp) {
-				err = -ENOMEM;
-				goto out;
-			}
-			recs = tmp;
-		}
-		r = read(iter_fd, &recs[len], (cap - len) * sizeof(*recs));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			err = -errno;
-			goto out;
-		}
-		if (!r)
-			break;
-		len += r / sizeof(*recs);
-	}
 	*out = recs;
 	*n = len;
 	recs = NULL;
-	err = 0;
 out:
-	if (iter_fd >= 0)
-		close(iter_fd);
-	bpf_link__destroy(link);
 	loopless_bpf__destroy(skel);
 	free(recs);
 	pins_close(&p);
 	return err;
+}
+
+/* Take every socket out of the sockhash @fd (-1: none pinned). */
+static int sockhash_clear(int fd)
+{
+	__u8 key[64], next[64];
+	bool more;
+
+	if (fd < 0)
+		return 0;
+	for (more = !bpf_map_get_next_key(fd, NULL, next); more;) {
+		memcpy(key, next, sizeof(key));
+		more = !bpf_map_get_next_key(fd, key, next);
+		if (bpf_map_delete_elem(fd, key) && errno != ENOENT)
+			return -errno;
+	}
+	return 0;
 }
 
 /* Bytes redirected and not read yet, over every socket in the sockhash. */
@@ -541,12 +635,12 @@ static int unread_bytes(const char *pin_dir, uint64_t *unread)
 int datapath_uninstall(const char *pin_dir, unsigned int timeout_ms, bool force, uint64_t *unread)
 {
 	struct ll_config drain = { .flags = LL_CFG_DRAIN };
+	static const enum pin_map hashes[] = { PIN_SOCK_HASH, PIN_LEGACY_SOCK_HASH };
 	struct pinned p;
-	struct ll_key key, next;
 	char path[4096];
 	unsigned int waited = 0;
 	__u32 zero = 0;
-	bool more;
+	size_t h;
 	int i, err;
 
 	*unread = 0;
@@ -583,16 +677,14 @@ int datapath_uninstall(const char *pin_dir, unsigned int timeout_ms, bool force,
 		usleep(50 * 1000);
 		waited += 50;
 	}
-	/* 4. Empty the sockhash: each socket gets its own proto back. The map
-	 * cannot simply be unpinned: the sk_msg program held by the psocks
-	 * holds the map, so it would live on with its sockets. */
-	for (more = !bpf_map_get_next_key(p.maps[PIN_SOCK_HASH], NULL, &next); more;) {
-		key = next;
-		more = !bpf_map_get_next_key(p.maps[PIN_SOCK_HASH], &key, &next);
-		if (bpf_map_delete_elem(p.maps[PIN_SOCK_HASH], &key) && errno != ENOENT) {
-			err = -errno;
+	/* 4. Empty the sockhashes (this version's and an older one's): each
+	 * socket gets its own proto back. A map cannot simply be unpinned: the
+	 * sk_msg program held by the psocks holds the map, so it would live on
+	 * with its sockets. */
+	for (h = 0; h < sizeof(hashes) / sizeof(hashes[0]); h++) {
+		err = sockhash_clear(p.maps[hashes[h]]);
+		if (err)
 			goto out;
-		}
 	}
 	/* 5. Remove the pins and the directory. */
 	for (i = 0; i < PIN_NR_MAPS; i++)

@@ -217,11 +217,103 @@ static int cmp_rec(const void *a, const void *b)
 	return x->cookie < y->cookie ? -1 : x->cookie > y->cookie;
 }
 
-static int cmd_conns(const struct opts *o)
+/* The record of the socket with @cookie in @recs (sorted by cookie). */
+static const struct ll_conn_rec *find_rec(const struct ll_conn_rec *recs, size_t n, __u64 cookie)
+{
+	struct ll_conn_rec key = { .cookie = cookie };
+
+	return cookie ? bsearch(&key, recs, n, sizeof(*recs), cmp_rec) : NULL;
+}
+
+/* What a socket in the map is: one end of a pair, a client end waiting for
+ * its first segment, an end whose peer is gone or never came, or a socket
+ * an older looplessd redirects. */
+static const char *rec_state(const struct ll_conn_rec *r, const struct ll_conn_rec *peer)
+{
+	if (r->flags & LL_REC_LEGACY)
+		return "legacy";
+	if (peer && peer->peer_cookie == r->cookie)
+		return "paired";
+	if (r->flags & LL_SK_PROVISIONAL)
+		return "provisional";
+	return "unpaired";
+}
+
+/* How this socket's own sends travel now. */
+static const char *rec_sends(const struct ll_conn_rec *r)
+{
+	return r->flags & LL_SK_TCP_USED ? "tcp" : "redirect";
+}
+
+static void print_conn_json(const struct ll_conn_rec *r, const struct ll_conn_rec *peer, bool first)
 {
 	char local[64], remote[64];
+
+	fmt_endpoint(local, sizeof(local), r->family, r->laddr, r->lport);
+	fmt_endpoint(remote, sizeof(remote), r->family, r->raddr, r->rport);
+	printf("%s{\"netns_cookie\":%llu,\"family\":\"%s\",\"local\":\"%s\","
+	       "\"remote\":\"%s\",\"cookie\":%llu,\"role\":\"%s\",\"state\":\"%s\","
+	       "\"peer_cookie\":%llu,\"sends\":\"%s\",\"unread_bytes\":%u}",
+	       first ? "" : ",", (unsigned long long)r->key.netns, family_name(r->family), local,
+	       remote, (unsigned long long)r->cookie,
+	       r->flags & LL_REC_LEGACY ? "unknown" :
+	       r->flags & LL_SK_ACTIVE	? "client" :
+					  "server",
+	       rec_state(r, peer), peer ? (unsigned long long)peer->cookie : 0ULL, rec_sends(r),
+	       r->queued);
+}
+
+/*
+ * One line per pair, the client end first: what it connected from and to,
+ * and the socket that accepted it with the address it was connected from.
+ * Behind a mesh's REDIRECT the two differ, which is the point of showing
+ * both: "198.18.1.5:39798 -> 198.19.0.10:80 <=> 127.0.0.1:15001 <- ...".
+ */
+static void print_conns_text(const struct ll_conn_rec *recs, size_t n)
+{
+	char cl[64], cr[64], sl[64], sr[64];
+	const struct ll_conn_rec *c, *sv;
+	size_t i, pairs = 0, others = 0;
+
+	for (i = 0; i < n; i++) {
+		c = &recs[i];
+		sv = find_rec(recs, n, c->peer_cookie);
+		if (!(c->flags & LL_SK_ACTIVE) || strcmp(rec_state(c, sv), "paired"))
+			continue;
+		if (!pairs++)
+			printf("%-10s %-46s     %-46s %-17s %s\n", "NETNS",
+			       "CLIENT (connected from -> to)", "SERVER (accepted on <- from)",
+			       "SENDS client/srv", "UNREAD client/srv");
+		fmt_endpoint(cl, sizeof(cl), c->family, c->laddr, c->lport);
+		fmt_endpoint(cr, sizeof(cr), c->family, c->raddr, c->rport);
+		fmt_endpoint(sl, sizeof(sl), sv->family, sv->laddr, sv->lport);
+		fmt_endpoint(sr, sizeof(sr), sv->family, sv->raddr, sv->rport);
+		printf("%-10llu %21s -> %-21s <=> %21s <- %-21s %8s/%-8s %u/%u\n",
+		       (unsigned long long)c->key.netns, cl, cr, sl, sr, rec_sends(c),
+		       rec_sends(sv), c->queued, sv->queued);
+	}
+	for (i = 0; i < n; i++) {
+		const char *state;
+
+		c = &recs[i];
+		state = rec_state(c, find_rec(recs, n, c->peer_cookie));
+		if (!strcmp(state, "paired"))
+			continue;
+		if (!others++)
+			printf("%s%-10s %-46s %-12s %-8s %s\n", pairs ? "\n" : "", "NETNS",
+			       "NOT PAIRED (local -> remote)", "STATE", "SENDS", "UNREAD");
+		fmt_endpoint(cl, sizeof(cl), c->family, c->laddr, c->lport);
+		fmt_endpoint(cr, sizeof(cr), c->family, c->raddr, c->rport);
+		printf("%-10llu %21s -> %-21s %-12s %-8s %u\n", (unsigned long long)c->key.netns,
+		       cl, cr, state, rec_sends(c), c->queued);
+	}
+	if (!pairs && !others)
+		printf("no sockets in the map\n");
+}
+
+static int cmd_conns(const struct opts *o)
+{
 	struct ll_conn_rec *recs;
-	const char *path;
 	size_t i, n;
 	int err;
 
@@ -237,32 +329,14 @@ static int cmd_conns(const struct opts *o)
 		return 1;
 	}
 	qsort(recs, n, sizeof(*recs), cmp_rec);
-	if (o->json)
+	if (o->json) {
 		printf("[");
-	else
-		printf("%-12s %-6s %-42s %-42s %-10s %-8s %s\n", "NETNS", "FAMILY", "LOCAL",
-		       "REMOTE", "COOKIE", "SENDS", "UNREAD");
-	for (i = 0; i < n; i++) {
-		const struct ll_key *k = &recs[i].key;
-
-		fmt_endpoint(local, sizeof(local), k->family, k->laddr, k->lport);
-		fmt_endpoint(remote, sizeof(remote), k->family, k->raddr, k->rport);
-		/* How this socket's own sends travel now. */
-		path = recs[i].flags & LL_SK_TCP_USED ? "tcp" : "redirect";
-		if (o->json)
-			printf("%s{\"netns_cookie\":%llu,\"family\":\"%s\",\"local\":\"%s\","
-			       "\"remote\":\"%s\",\"cookie\":%llu,\"sends\":\"%s\","
-			       "\"unread_bytes\":%u}",
-			       i ? "," : "", (unsigned long long)k->netns, family_name(k->family),
-			       local, remote, (unsigned long long)recs[i].cookie, path,
-			       recs[i].queued);
-		else
-			printf("%-12llu %-6s %-42s %-42s %-10llu %-8s %u\n",
-			       (unsigned long long)k->netns, family_name(k->family), local, remote,
-			       (unsigned long long)recs[i].cookie, path, recs[i].queued);
-	}
-	if (o->json)
+		for (i = 0; i < n; i++)
+			print_conn_json(&recs[i], find_rec(recs, n, recs[i].peer_cookie), !i);
 		printf("]\n");
+	} else {
+		print_conns_text(recs, n);
+	}
 	free(recs);
 	return 0;
 }

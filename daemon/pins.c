@@ -19,9 +19,10 @@ const char *const pin_map_names[PIN_NR_MAPS] = {
 	[PIN_COUNTERS] = "counters",
 	[PIN_CONFIG] = "ll_config",
 	[PIN_PORTS] = "ports",
-	[PIN_LOCAL_ADDRS] = "local_addrs",
 	[PIN_SK_STATE] = "sk_state",
 	[PIN_PEERS] = "peers",
+	[PIN_LEGACY_SOCK_HASH] = "legacy_sock_hash",
+	[PIN_LOCAL_ADDRS] = "local_addrs",
 };
 
 const char *const pin_prog_names[2] = { "ll_sockops", "ll_sk_msg" };

@@ -3,7 +3,9 @@
  * The pin directory: what looplessd leaves in bpffs so the datapath outlives
  * it, and how the CLI finds it again.
  *
- *   <dir>/sock_hash counters ll_config ports local_addrs sk_state peers   maps
+ *   <dir>/sock_hash counters ll_config ports sk_state peers               maps
+ *   <dir>/legacy_sock_hash     an older looplessd's sockhash (4-tuple keys),
+ *                              kept while sockets it redirects are open
  *   <dir>/ll_sockops ll_sk_msg                                      programs
  *   <dir>/link_cg_<cgroup id>                          cgroup links: ll_sockops
  *   <dir>/link_sockopt_cg_<cgroup id>                               ll_setsockopt
@@ -22,9 +24,11 @@ enum pin_map {
 	PIN_COUNTERS,
 	PIN_CONFIG,
 	PIN_PORTS,
-	PIN_LOCAL_ADDRS,
 	PIN_SK_STATE,
 	PIN_PEERS,
+	/* Not maps of this version's programs: */
+	PIN_LEGACY_SOCK_HASH, /* see above; optional */
+	PIN_LOCAL_ADDRS, /* pinned by versions that used local_addrs; removed */
 	PIN_NR_MAPS,
 };
 

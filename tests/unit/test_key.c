@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Unit tests for the key helpers in bpf/loopless.h: the BPF datapath runs
- * exactly this code, so a wrong byte order here is a missed redirect there.
+ * Unit tests for the key and admission helpers in bpf/loopless.h: the BPF
+ * datapath runs exactly this code, so a wrong byte order here is a missed
+ * redirect there, and a wrong decision a socket paired with the wrong peer.
  * Addresses come from inet_pton() so that their bytes are in real network
  * order, as the kernel hands them to the programs.
  */
@@ -87,7 +88,6 @@ static void test_addr_set_v4mapped(void **state)
 	assert_int_equal(set_addr(mapped, AF_INET6, "::ffff:198.51.100.7"), LL_AF_INET);
 	assert_int_equal(set_addr(plain, AF_INET, "198.51.100.7"), LL_AF_INET);
 	assert_memory_equal(mapped, plain, 16);
-	assert_true(ll_addr_eq(mapped, plain));
 }
 
 static void test_remote_port(void **state)
@@ -116,110 +116,120 @@ static void test_local_port(void **state)
 	assert_int_equal(ll_local_port(65535), 65535);
 }
 
-static void test_loopback(void **state)
-{
-	static const struct {
-		int family;
-		const char *addr;
-		bool loopback;
-	} cases[] = {
-		{ AF_INET, "127.0.0.1", true },
-		{ AF_INET, "127.255.1.2", true },
-		{ AF_INET, "128.0.0.1", false },
-		{ AF_INET, "10.0.0.1", false },
-		{ AF_INET, "1.0.0.127", false },
-		{ AF_INET6, "::1", true },
-		{ AF_INET6, "::2", false },
-		{ AF_INET6, "::", false },
-		{ AF_INET6, "::ffff:127.0.0.1", true },
-		{ AF_INET6, "::ffff:10.0.0.1", false },
-		{ AF_INET6, "fe80::1", false },
-		{ AF_INET6, "1::1", false },
-	};
-	size_t i;
-
-	(void)state;
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		__u32 a[4], family;
-
-		family = set_addr(a, cases[i].family, cases[i].addr);
-		if (ll_addr_is_loopback(a, family) != cases[i].loopback)
-			fail_msg("%s: expected loopback=%d", cases[i].addr, cases[i].loopback);
-	}
-}
-
 static void test_key_mirror(void **state)
 {
 	struct ll_key k, peer, back;
 
 	(void)state;
-	memset(&k, 0, sizeof(k));
 	memset(&peer, 0xaa, sizeof(peer));
 	memset(&back, 0x55, sizeof(back));
-	k.netns = 0x1122334455667788ULL;
-	k.family = set_addr(k.laddr, AF_INET, "10.0.0.1");
-	set_addr(k.raddr, AF_INET, "10.0.0.2");
-	k.lport = 40000;
-	k.rport = 8080;
+	ll_key_set(&k, 0x1122334455667788ULL, 196120063, 1462876676);
+	assert_true(k.netns == 0x1122334455667788ULL);
+	assert_int_equal(k.lseq, 196120063);
+	assert_int_equal(k.rseq, 1462876676);
 
 	ll_key_mirror(&peer, &k);
 	assert_true(peer.netns == k.netns);
-	assert_int_equal(peer.family, LL_AF_INET);
-	assert_memory_equal(peer.laddr, k.raddr, 16);
-	assert_memory_equal(peer.raddr, k.laddr, 16);
-	assert_int_equal(peer.lport, 8080);
-	assert_int_equal(peer.rport, 40000);
+	assert_int_equal(peer.lseq, 1462876676);
+	assert_int_equal(peer.rseq, 196120063);
 
 	ll_key_mirror(&back, &peer);
 	assert_memory_equal(&back, &k, sizeof(k));
+	/* No padding that a lookup would hash: 8 + 4 + 4 bytes. */
+	assert_int_equal(sizeof(struct ll_key), 16);
 }
 
-/* The server's accepted socket and the client, built from their own
- * views, are each other's mirror: that is the lookup sk_msg does. */
+/*
+ * The two ends of one connection as sockops sees them at establishment,
+ * whatever NAT did to their addresses (DESIGN.md, measured across REDIRECT,
+ * DNAT and network namespaces): the app's PodIP:E -> VIP:80 has (snd_una,
+ * rcv_nxt) = (196120063, 1462876676), the sidecar's 127.0.0.1:15001 <-
+ * PodIP:E has (1462876676, 196120063). Each one's mirror is the other's key:
+ * the lookups the server end and sk_msg make. Wrap-around values too.
+ */
 static void test_key_pair(void **state)
 {
-	struct ll_key client = { 0 }, server = { 0 }, mirror = { 0 };
+	static const struct {
+		__u32 client_isn, server_isn;
+	} cases[] = {
+		{ 196120062, 1462876675 },  { 0, 0 },	       { 0xffffffff, 0 },
+		{ 0xfffffffe, 0xffffffff }, { 1, 0x80000000 },
+	};
+	struct ll_key client, server, mirror;
+	size_t i;
 
 	(void)state;
-	client.family = set_addr(client.laddr, AF_INET, "127.0.0.1");
-	set_addr(client.raddr, AF_INET, "127.0.0.1");
-	client.lport = ll_local_port(40000);
-	client.rport = ll_remote_port(htons(8080));
-	/* Dual-stack server: AF_INET6 socket, v4-mapped addresses. */
-	server.family = set_addr(server.laddr, AF_INET6, "::ffff:127.0.0.1");
-	set_addr(server.raddr, AF_INET6, "::ffff:127.0.0.1");
-	server.lport = ll_local_port(8080);
-	server.rport = ll_remote_port((__u32)htons(40000) << 16);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		__u32 c = cases[i].client_isn + 1, sv = cases[i].server_isn + 1;
 
-	ll_key_mirror(&mirror, &client);
-	assert_memory_equal(&mirror, &server, sizeof(server));
+		ll_key_set(&client, 42, c, sv); /* snd_una, rcv_nxt */
+		ll_key_set(&server, 42, sv, c);
+		ll_key_mirror(&mirror, &client);
+		assert_memory_equal(&mirror, &server, sizeof(server));
+		ll_key_mirror(&mirror, &server);
+		assert_memory_equal(&mirror, &client, sizeof(client));
+		/* The same sequence numbers in another netns are another pair. */
+		ll_key_set(&server, 43, sv, c);
+		ll_key_mirror(&mirror, &client);
+		assert_memory_not_equal(&mirror, &server, sizeof(server));
+	}
 }
 
-static void test_addr_eq(void **state)
+/* Who enters the map at establishment: every input that matters. */
+static void test_admit(void **state)
 {
-	__u32 a[4], b[4];
-	int i;
+	static const struct {
+		bool active;
+		__u32 rx_ifindex;
+		bool client_found;
+		__u64 client_peer_cookie;
+		enum ll_admit want;
+		const char *why;
+	} cases[] = {
+		{ true, 0, false, 0, LL_ADMIT_PROVISIONAL, "client: rx ifindex is 0 there" },
+		{ true, 5, true, 7, LL_ADMIT_PROVISIONAL, "client: nothing else is known yet" },
+		{ false, 1, true, 0, LL_ADMIT_PAIR, "server on lo, client unclaimed" },
+		{ false, 2, true, 0, LL_SKIP_REMOTE, "server, final ACK over a veth" },
+		{ false, 0, true, 0, LL_SKIP_REMOTE, "server, device unknown" },
+		{ false, 1, false, 0, LL_SKIP_NO_PEER, "server on lo, client not in the map" },
+		{ false, 1, true, 99, LL_SKIP_COLLISION, "server on lo, client claimed already" },
+		{ false, 7, false, 0, LL_SKIP_REMOTE, "remote wins over no peer" },
+	};
+	size_t i;
 
 	(void)state;
-	set_addr(a, AF_INET6, "2001:db8::1:2:3:4");
-	set_addr(b, AF_INET6, "2001:db8:0:0:1:2:3:4");
-	assert_true(ll_addr_eq(a, b));
-	for (i = 0; i < 4; i++) {
-		b[i] ^= 1;
-		assert_false(ll_addr_eq(a, b));
-		b[i] ^= 1;
-	}
-	assert_true(ll_addr_eq(a, b));
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (ll_admit(cases[i].active, cases[i].rx_ifindex, cases[i].client_found,
+			     cases[i].client_peer_cookie) != cases[i].want)
+			fail_msg("%s: expected %d", cases[i].why, cases[i].want);
+}
+
+/* A provisional client end stays only if claimed; a sender uses a record
+ * as its peer only if that record names the sender. */
+static void test_pairing_is_mutual(void **state)
+{
+	(void)state;
+	assert_false(ll_provisional_stays(0));
+	assert_true(ll_provisional_stays(12345));
+	assert_true(ll_peer_mutual(12345, 12345));
+	assert_false(ll_peer_mutual(12345, 12346)); /* claimed by another socket */
+	assert_false(ll_peer_mutual(0, 12345)); /* not claimed yet */
+	assert_false(ll_peer_mutual(0, 0)); /* a socket without a cookie */
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_family_constants), cmocka_unit_test(test_addr_set_v4),
-		cmocka_unit_test(test_addr_set_v6),	 cmocka_unit_test(test_addr_set_v4mapped),
-		cmocka_unit_test(test_remote_port),	 cmocka_unit_test(test_local_port),
-		cmocka_unit_test(test_loopback),	 cmocka_unit_test(test_key_mirror),
-		cmocka_unit_test(test_key_pair),	 cmocka_unit_test(test_addr_eq),
+		cmocka_unit_test(test_family_constants),
+		cmocka_unit_test(test_addr_set_v4),
+		cmocka_unit_test(test_addr_set_v6),
+		cmocka_unit_test(test_addr_set_v4mapped),
+		cmocka_unit_test(test_remote_port),
+		cmocka_unit_test(test_local_port),
+		cmocka_unit_test(test_key_mirror),
+		cmocka_unit_test(test_key_pair),
+		cmocka_unit_test(test_admit),
+		cmocka_unit_test(test_pairing_is_mutual),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
