@@ -160,6 +160,22 @@ static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 f
 		count(LL_CNT_INSERT_ERRORS, 1);
 		return 1;
 	}
+	if (!ports_in_scope(ops, flags)) {
+		count(LL_CNT_SKIPPED_PORT, 1);
+		return 1;
+	}
+	/* MSG_ZEROCOPY promises one completion per send once the kernel is
+	 * done with the pages. A socket in a sockmap copies every send into
+	 * an sk_msg (tcp_bpf_sendmsg()): redirected sends never complete, and
+	 * sends on its TCP path complete in pieces (tcp_bpf_push() calls
+	 * tcp_sendmsg_locked() per scatterlist entry, each taking a new id).
+	 * So a socket that asked for SO_ZEROCOPY (itself before connect(), or
+	 * its listener, whose flags an accepted socket inherits) stays on
+	 * TCP. For a socket already in the map, ll_setsockopt refuses it. */
+	if (zerocopy_on(sk)) {
+		count(LL_CNT_SKIPPED_ZEROCOPY, 1);
+		return 1;
+	}
 	/* Both are host byte order in struct bpf_sock_ops (tcp_sock fields). */
 	ll_key_set(&key, bpf_get_netns_cookie(ops), ops->snd_una, ops->rcv_nxt);
 	if (!active) {
@@ -179,22 +195,6 @@ static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 f
 		return 1;
 	case LL_SKIP_COLLISION:
 		count(LL_CNT_COLLISIONS, 1);
-		return 1;
-	}
-	if (!ports_in_scope(ops, flags)) {
-		count(LL_CNT_SKIPPED_PORT, 1);
-		return 1;
-	}
-	/* MSG_ZEROCOPY promises one completion per send once the kernel is
-	 * done with the pages. A socket in a sockmap copies every send into
-	 * an sk_msg (tcp_bpf_sendmsg()): redirected sends never complete, and
-	 * sends on its TCP path complete in pieces (tcp_bpf_push() calls
-	 * tcp_sendmsg_locked() per scatterlist entry, each taking a new id).
-	 * So a socket that asked for SO_ZEROCOPY (itself before connect(), or
-	 * its listener, whose flags an accepted socket inherits) stays on
-	 * TCP. For a socket already in the map, ll_setsockopt refuses it. */
-	if (zerocopy_on(sk)) {
-		count(LL_CNT_SKIPPED_ZEROCOPY, 1);
 		return 1;
 	}
 	/* The ordering state must exist before the first byte is sent; a
