@@ -572,6 +572,7 @@ int ll_iter(struct bpf_iter__sockmap *ctx)
 	struct sock *sk = ctx->sk;
 	struct sock_common *skc;
 	struct ll_sock_ref *ref;
+	struct socket *so;
 	struct ll_sk_state *st;
 	struct sk_psock *psock;
 	__u32 fam;
@@ -593,6 +594,11 @@ int ll_iter(struct bpf_iter__sockmap *ctx)
 		    skc->skc_v6_daddr.in6_u.u6_addr32[3]);
 	rec.lport = skc->skc_num;
 	rec.rport = LL_NTOHS(skc->skc_dport);
+	/* Which process holds it: the CLI finds socket:[ino] in /proc. An
+	 * accepted socket not accept()ed yet has no file. */
+	so = sk->sk_socket;
+	if (so && so->file)
+		rec.ino = so->file->f_inode->i_ino;
 	ud = (__u64)sk->sk_user_data & LL_SK_USER_DATA_PTRMASK;
 	if (ud) {
 		psock = bpf_rdonly_cast((void *)ud, bpf_core_type_id_kernel(struct sk_psock));

@@ -146,6 +146,7 @@ struct ll_conn_rec {
 	__u16 lport; /* host byte order */
 	__u16 rport;
 	__u32 family; /* LL_AF_INET or LL_AF_INET6 */
+	__u64 ino; /* inode of its file (socket:[ino] in /proc/PID/fd); 0: none */
 };
 
 /* Set by user space in ll_conn_rec.flags: the socket is in an older

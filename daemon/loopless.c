@@ -19,6 +19,7 @@
 #include "log.h"
 #include "loopless.h"
 #include "pins.h"
+#include "procs.h"
 
 #define EXIT_USAGE 2
 
@@ -42,9 +43,12 @@ static void usage(FILE *f)
 		"  stats       the datapath's counters, summed over CPUs, and the sockhash's\n"
 		"              fill (sockets) and capacity (max_sockets); looplessd's\n"
 		"              metrics endpoint serves the same numbers\n"
-		"  conns       the accelerated sockets: netns cookie, family, local and remote\n"
-		"              address:port, socket cookie (match with `ss -tie`), how its\n"
-		"              sends travel now (redirect or tcp), redirected bytes unread\n"
+		"  conns       the sockets in the map, two lines per pair: the client end and\n"
+		"              the server end it was paired with, each with its process, its\n"
+		"              own local and remote address:port (behind a mesh's REDIRECT\n"
+		"              they do not mirror), how its sends travel now (redirect or\n"
+		"              tcp) and its redirected bytes unread; then sockets not paired\n"
+		"              (provisional, unpaired, legacy). --json: one object per socket\n"
 		"  uninstall   stop redirecting, detach from every cgroup, wait until every\n"
 		"              redirected byte is read, return every socket to plain TCP and\n"
 		"              remove all pins; open connections keep working\n"
@@ -245,7 +249,17 @@ static const char *rec_sends(const struct ll_conn_rec *r)
 	return r->flags & LL_SK_TCP_USED ? "tcp" : "redirect";
 }
 
-static void print_conn_json(const struct ll_conn_rec *r, const struct ll_conn_rec *peer, bool first)
+/* "llsidecar[812]", or "-" when no process holds the socket's file. */
+static void fmt_owner(char *out, size_t len, const struct sock_owner *own)
+{
+	if (own && own->pid)
+		snprintf(out, len, "%s[%d]", own->comm, (int)own->pid);
+	else
+		snprintf(out, len, "-");
+}
+
+static void print_conn_json(const struct ll_conn_rec *r, const struct ll_conn_rec *peer,
+			    const struct sock_owner *own, bool first)
 {
 	char local[64], remote[64];
 
@@ -253,27 +267,43 @@ static void print_conn_json(const struct ll_conn_rec *r, const struct ll_conn_re
 	fmt_endpoint(remote, sizeof(remote), r->family, r->raddr, r->rport);
 	printf("%s{\"netns_cookie\":%llu,\"family\":\"%s\",\"local\":\"%s\","
 	       "\"remote\":\"%s\",\"cookie\":%llu,\"role\":\"%s\",\"state\":\"%s\","
-	       "\"peer_cookie\":%llu,\"sends\":\"%s\",\"unread_bytes\":%u}",
+	       "\"peer_cookie\":%llu,\"pid\":%d,\"comm\":\"%s\",\"sends\":\"%s\","
+	       "\"unread_bytes\":%u}",
 	       first ? "" : ",", (unsigned long long)r->key.netns, family_name(r->family), local,
 	       remote, (unsigned long long)r->cookie,
 	       r->flags & LL_REC_LEGACY ? "unknown" :
 	       r->flags & LL_SK_ACTIVE	? "client" :
 					  "server",
-	       rec_state(r, peer), peer ? (unsigned long long)peer->cookie : 0ULL, rec_sends(r),
-	       r->queued);
+	       rec_state(r, peer), peer ? (unsigned long long)peer->cookie : 0ULL,
+	       own ? (int)own->pid : 0, own && own->pid ? own->comm : "", rec_sends(r), r->queued);
+}
+
+/* One end: its process, its tuple as it sees it, its sends and queue. */
+static void print_end(const char *lead, const char *role, const struct ll_conn_rec *r,
+		      const char *arrow, const struct sock_owner *own)
+{
+	char l[64], rm[64], who[40];
+
+	fmt_endpoint(l, sizeof(l), r->family, r->laddr, r->lport);
+	fmt_endpoint(rm, sizeof(rm), r->family, r->raddr, r->rport);
+	fmt_owner(who, sizeof(who), own);
+	printf("%-10s %-6s %-20s %21s %s %-21s %-8s %u\n", lead, role, who, l, arrow, rm,
+	       rec_sends(r), r->queued);
 }
 
 /*
- * One line per pair, the client end first: what it connected from and to,
- * and the socket that accepted it with the address it was connected from.
+ * Two lines per pair, the client end first: what it connected from and to,
+ * then the socket that accepted it with the address it was connected from.
  * Behind a mesh's REDIRECT the two differ, which is the point of showing
- * both: "198.18.1.5:39798 -> 198.19.0.10:80 <=> 127.0.0.1:15001 <- ...".
+ * both: "client app 198.18.1.5:39798 -> 198.19.0.10:80" over "<=> server
+ * sidecar 127.0.0.1:15001 <- 198.18.1.5:39798".
  */
-static void print_conns_text(const struct ll_conn_rec *recs, size_t n)
+static void print_conns_text(const struct ll_conn_rec *recs, size_t n,
+			     const struct sock_owner *owners, size_t n_owners)
 {
-	char cl[64], cr[64], sl[64], sr[64];
 	const struct ll_conn_rec *c, *sv;
 	size_t i, pairs = 0, others = 0;
+	char ns[24];
 
 	for (i = 0; i < n; i++) {
 		c = &recs[i];
@@ -281,16 +311,11 @@ static void print_conns_text(const struct ll_conn_rec *recs, size_t n)
 		if (!(c->flags & LL_SK_ACTIVE) || strcmp(rec_state(c, sv), "paired"))
 			continue;
 		if (!pairs++)
-			printf("%-10s %-46s     %-46s %-17s %s\n", "NETNS",
-			       "CLIENT (connected from -> to)", "SERVER (accepted on <- from)",
-			       "SENDS client/srv", "UNREAD client/srv");
-		fmt_endpoint(cl, sizeof(cl), c->family, c->laddr, c->lport);
-		fmt_endpoint(cr, sizeof(cr), c->family, c->raddr, c->rport);
-		fmt_endpoint(sl, sizeof(sl), sv->family, sv->laddr, sv->lport);
-		fmt_endpoint(sr, sizeof(sr), sv->family, sv->raddr, sv->rport);
-		printf("%-10llu %21s -> %-21s <=> %21s <- %-21s %8s/%-8s %u/%u\n",
-		       (unsigned long long)c->key.netns, cl, cr, sl, sr, rec_sends(c),
-		       rec_sends(sv), c->queued, sv->queued);
+			printf("%-10s %-6s %-20s %21s %2s %-21s %-8s %s\n", "NETNS", "END",
+			       "PROCESS", "LOCAL", "", "REMOTE", "SENDS", "UNREAD");
+		snprintf(ns, sizeof(ns), "%llu", (unsigned long long)c->key.netns);
+		print_end(ns, "client", c, "->", procs_owner(owners, n_owners, c->ino));
+		print_end("  <=>", "server", sv, "<-", procs_owner(owners, n_owners, sv->ino));
 	}
 	for (i = 0; i < n; i++) {
 		const char *state;
@@ -300,12 +325,12 @@ static void print_conns_text(const struct ll_conn_rec *recs, size_t n)
 		if (!strcmp(state, "paired"))
 			continue;
 		if (!others++)
-			printf("%s%-10s %-46s %-12s %-8s %s\n", pairs ? "\n" : "", "NETNS",
-			       "NOT PAIRED (local -> remote)", "STATE", "SENDS", "UNREAD");
-		fmt_endpoint(cl, sizeof(cl), c->family, c->laddr, c->lport);
-		fmt_endpoint(cr, sizeof(cr), c->family, c->raddr, c->rport);
-		printf("%-10llu %21s -> %-21s %-12s %-8s %u\n", (unsigned long long)c->key.netns,
-		       cl, cr, state, rec_sends(c), c->queued);
+			printf("%s%-10s %-11s %-20s %21s %2s %-21s %-8s %s\n", pairs ? "\n" : "",
+			       "NETNS", "NOT PAIRED", "PROCESS", "LOCAL", "", "REMOTE", "SENDS",
+			       "UNREAD");
+		snprintf(ns, sizeof(ns), "%llu", (unsigned long long)c->key.netns);
+		printf("%-10s %-11s ", ns, state);
+		print_end("", "", c, "->", procs_owner(owners, n_owners, c->ino));
 	}
 	if (!pairs && !others)
 		printf("no sockets in the map\n");
@@ -313,8 +338,9 @@ static void print_conns_text(const struct ll_conn_rec *recs, size_t n)
 
 static int cmd_conns(const struct opts *o)
 {
+	struct sock_owner *owners;
 	struct ll_conn_rec *recs;
-	size_t i, n;
+	size_t i, n, n_owners = 0;
 	int err;
 
 	err = datapath_conns(o->pin_dir, &recs, &n);
@@ -329,14 +355,22 @@ static int cmd_conns(const struct opts *o)
 		return 1;
 	}
 	qsort(recs, n, sizeof(*recs), cmp_rec);
+	owners = calloc(n + 1, sizeof(*owners));
+	for (i = 0; owners && i < n; i++)
+		if (recs[i].ino)
+			owners[n_owners++].ino = recs[i].ino;
+	if (owners)
+		procs_find_owners(owners, n_owners, "/proc");
 	if (o->json) {
 		printf("[");
 		for (i = 0; i < n; i++)
-			print_conn_json(&recs[i], find_rec(recs, n, recs[i].peer_cookie), !i);
+			print_conn_json(&recs[i], find_rec(recs, n, recs[i].peer_cookie),
+					procs_owner(owners, n_owners, recs[i].ino), !i);
 		printf("]\n");
 	} else {
-		print_conns_text(recs, n);
+		print_conns_text(recs, n, owners, n_owners);
 	}
+	free(owners);
 	free(recs);
 	return 0;
 }

@@ -374,7 +374,18 @@ t_cli() {
 		"$TMP/conns" >/dev/null || die "conns does not show both ends: $(cat "$TMP/conns")"
 	jq -e 'all(.[]; .cookie > 0 and .netns_cookie > 0 and .family == "ipv4")' "$TMP/conns" \
 		>/dev/null || die "conns fields: $(cat "$TMP/conns")"
-	"$LOOPLESS" --pin-dir "$PIN" conns | grep -q "127.0.0.1:7300" || die "conns table"
+	# The two ends name each other, with their roles and their process.
+	jq -e '(map(select(.role == "client")) | length == 1) and
+		(map(select(.role == "server")) | length == 1) and
+		all(.[]; .state == "paired" and .comm == "lltraffic" and .pid > 0) and
+		(.[0].peer_cookie == .[1].cookie) and (.[1].peer_cookie == .[0].cookie)' \
+		"$TMP/conns" >/dev/null || die "conns pairing: $(cat "$TMP/conns")"
+	"$LOOPLESS" --pin-dir "$PIN" conns >"$TMP/conns.txt"
+	log "conns:"
+	sed 's/^/    /' "$TMP/conns.txt"
+	grep -q "^[0-9]* *client lltraffic\[[0-9]*\] .*-> 127.0.0.1:7300 " "$TMP/conns.txt" &&
+		grep -q "^  <=> *server lltraffic\[[0-9]*\] *127.0.0.1:7300 <- " "$TMP/conns.txt" ||
+		die "conns table: $(cat "$TMP/conns.txt")"
 	touch "$TMP/resume"
 	wait $pid || die "pair failed"
 	"$LOOPLESS" --pin-dir "$PIN" bogus >/dev/null 2>&1
