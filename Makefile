@@ -55,8 +55,8 @@ endif
 .PHONY: all deps test unit integration demo bench install uninstall clean format fuzz soak known-issues
 
 APPS := $(OUTPUT)/looplessd $(OUTPUT)/loopless
-TEST_BINS := $(OUTPUT)/lltraffic $(OUTPUT)/llprobe $(OUTPUT)/fuzz_config $(OUTPUT)/test_config \
-	$(OUTPUT)/test_key $(OUTPUT)/test_counters
+TEST_BINS := $(OUTPUT)/lltraffic $(OUTPUT)/llprobe $(OUTPUT)/llsidecar $(OUTPUT)/fuzz_config \
+	$(OUTPUT)/test_config $(OUTPUT)/test_key $(OUTPUT)/test_counters
 BENCH_BINS := $(OUTPUT)/loopless-bench
 
 all: $(APPS) $(TEST_BINS) $(BENCH_BINS)
@@ -105,6 +105,10 @@ $(OUTPUT)/llprobe: tests/llprobe.c | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) -lpthread
 
+$(OUTPUT)/llsidecar: tests/llsidecar.c | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS)
+
 # libFuzzer target: clang only, with its own sanitizer flags (not CFLAGS).
 FUZZ_CFLAGS := -g -O1 -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Ibpf -Idaemon \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
@@ -132,7 +136,9 @@ $(OUTPUT)/test_key: tests/unit/test_key.c bpf/loopless.h | $(OUTPUT)
 # missing is installed, so a second run changes nothing. redis, nginx, wrk,
 # iperf3 and curl are the real applications the integration tests run over
 # loopless (each in the test's own netns, on its own ports and temp config;
-# where no init system runs, installing them starts no service). Besides them:
+# where no init system runs, installing them starts no service). iptables
+# (iptables and ip6tables, nft backend) sets up the mesh tests' Istio- and
+# Linkerd-shaped REDIRECT rules, only inside the tests' own netns. Besides them:
 # promtool (tests check /metrics with it) is taken out of Debian's prometheus
 # package into .deps/bin rather than installing that package, which would
 # also enable a Prometheus server; the manifest and Dockerfile checks use the
@@ -140,7 +146,7 @@ $(OUTPUT)/test_key: tests/unit/test_key.c bpf/loopless.h | $(OUTPUT)
 DEPS := make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	libinih-dev libsystemd-dev libcap-dev libcmocka-dev libmicrohttpd-dev iproute2 procps \
 	util-linux jq gnuplot-nox iperf3 coreutils curl python3 systemd systemd-container groff-base \
-	man-db yamllint nodejs redis-server redis-tools nginx-light wrk
+	man-db yamllint nodejs redis-server redis-tools nginx-light wrk iptables
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q 'install ok installed' || echo $$p; done); \

@@ -152,6 +152,9 @@ static const struct option long_opts[] = {
 	(OB(OPT_BYTES) | OB(OPT_CHUNK) | OB(OPT_DUPLEX) | OB(OPT_RATE) | OB(OPT_CORRUPT_AT) | \
 	 OB(OPT_READY_FILE))
 #define LOCAL_PAIR_OPTS (OB(OPT_CONNECT) | OB(OPT_LISTEN) | OB(OPT_PORT) | OB(OPT_CLIENT_PORT))
+#define RR_OPTS (OB(OPT_SIZE) | OB(OPT_COUNT))
+/* serve/send with --size/--count run request/response: these stream options mean nothing. */
+#define RR_EXCLUDED_OPTS (OB(OPT_BYTES) | OB(OPT_CHUNK) | OB(OPT_DUPLEX) | OB(OPT_RATE))
 
 /* Options each subcommand accepts; anything else is a usage error, not silently ignored. */
 static const unsigned int cmd_allowed[] = {
@@ -160,8 +163,8 @@ static const unsigned int cmd_allowed[] = {
 		     OB(OPT_READER_STALL) | OB(OPT_ACCEPT_DELAY) | OB(OPT_SERVER_FIRST) |
 		     OB(OPT_S2C_BYTES) | OB(OPT_RCVBUF),
 	[CMD_HOLD] = COMMON_OPTS | STREAM_OPTS | LOCAL_PAIR_OPTS | OB(OPT_RESUME_FILE),
-	[CMD_SERVE] = COMMON_OPTS | STREAM_OPTS | OB(OPT_LISTEN) | OB(OPT_PORT),
-	[CMD_SEND] = COMMON_OPTS | STREAM_OPTS | OB(OPT_CONNECT) | OB(OPT_PORT) |
+	[CMD_SERVE] = COMMON_OPTS | STREAM_OPTS | RR_OPTS | OB(OPT_LISTEN) | OB(OPT_PORT),
+	[CMD_SEND] = COMMON_OPTS | STREAM_OPTS | RR_OPTS | OB(OPT_CONNECT) | OB(OPT_PORT) |
 		     OB(OPT_CLIENT_PORT) | OB(OPT_BIND),
 	[CMD_RR] =
 		COMMON_OPTS | LOCAL_PAIR_OPTS | OB(OPT_SIZE) | OB(OPT_COUNT) | OB(OPT_CORRUPT_AT),
@@ -207,6 +210,7 @@ struct opts {
 	double timeout;
 	uint64_t size;
 	uint64_t count;
+	bool rr; /* request/response: rr, or serve/send with --size and --count */
 	bool json;
 	uint64_t corrupt_at;
 };
@@ -224,8 +228,12 @@ static const char help_text[] =
 	"                  [--seed S] [--rate R] [--timeout SEC] [--json]\n"
 	"  lltraffic serve --listen ADDR [--port P] --bytes N [--seed S] [--duplex] [--chunk N]\n"
 	"                  [--rate R] [--ready-file PATH] [--timeout SEC] [--json]\n"
+	"  lltraffic serve --listen ADDR [--port P] --size N --count K [--seed S]\n"
+	"                  [--ready-file PATH] [--timeout SEC] [--json]\n"
 	"  lltraffic send  --connect ADDR --port P --bytes N [--seed S] [--duplex] [--chunk N]\n"
 	"                  [--client-port P] [--rate R] [--ready-file PATH] [--timeout SEC] [--json]\n"
+	"  lltraffic send  --connect ADDR --port P --size N --count K [--seed S] [--client-port P]\n"
+	"                  [--ready-file PATH] [--timeout SEC] [--json]\n"
 	"  lltraffic rr    --connect ADDR [--listen ADDR] [--port P] [--client-port P] --size N\n"
 	"                  --count K [--seed S] [--timeout SEC] [--json]\n"
 	"  lltraffic --help | --version\n"
@@ -248,7 +256,8 @@ static const char help_text[] =
 	"         the server to close, so success means the server has read everything.\n"
 	"  rr     Request/response: the client sends --size bytes, the server verifies and echoes\n"
 	"         them, --count times; the client checks every echoed byte and reports latency.\n"
-	"         TCP_NODELAY is set on both ends (rr only).\n"
+	"         TCP_NODELAY is set on both ends (rr only). serve and send given --size and\n"
+	"         --count (instead of --bytes) are its two ends in separate processes.\n"
 	"\n"
 	"Options:\n"
 	"  --connect ADDR        IP literal to connect to (127.0.0.1, ::1, ::ffff:127.0.0.1, or an\n"
@@ -286,8 +295,8 @@ static const char help_text[] =
 	"  --ready-file PATH     Created (atomically, via rename) when: pair/hold with a pause -> at\n"
 	"                        the pause; pair/send without -> once connected; serve -> once\n"
 	"                        listening. It holds one key=value line (listen=, client=, server=).\n"
-	"  --size N              rr: bytes per request and per response (max 64M).\n"
-	"  --count K             rr: number of round trips.\n"
+	"  --size N              rr (serve/send): bytes per request and per response (max 64M).\n"
+	"  --count K             rr (serve/send): number of round trips.\n"
 	"  --timeout SEC         Watchdog for the whole run (default 120, fractions allowed): when\n"
 	"                        it fires, report which side is stuck at which offset, exit 1.\n"
 	"  --json                Print the result as one JSON object instead of key=value.\n"
@@ -301,8 +310,10 @@ static const char help_text[] =
 	"Output (one line on stdout, only on success):\n"
 	"  pair/hold/serve/send:\n"
 	"    ok bytes=N c2s_fnv=HEX [s2c_fnv=HEX] elapsed_ms=MS mbps=MBIT client=A:P server=A:P\n"
-	"  rr:\n"
+	"  rr, send --size:\n"
 	"    ok count=K size=N p50_us=US p99_us=US max_us=US elapsed_ms=MS client=A:P server=A:P\n"
+	"  serve --size:\n"
+	"    ok count=K size=N elapsed_ms=MS client=A:P server=A:P\n"
 	"  mbps is megabits/s of one direction; s2c_fnv only with --duplex; client/server are the\n"
 	"  client socket's ends (serve: the accepted socket's peer and local address). IPv6\n"
 	"  addresses are bracketed: [::1]:41234.\n"
@@ -322,7 +333,9 @@ static const char help_text[] =
 	"  lltraffic hold --connect 127.0.0.1 --ready-file /tmp/t/ready --resume-file /tmp/t/go\n"
 	"  lltraffic serve --listen 10.200.0.2 --port 5001 --bytes 1G --duplex --ready-file r &\n"
 	"  lltraffic send --connect 10.200.0.2 --port 5001 --bytes 1G --duplex\n"
-	"  lltraffic rr --connect 127.0.0.1 --size 64 --count 10000\n";
+	"  lltraffic rr --connect 127.0.0.1 --size 64 --count 10000\n"
+	"  lltraffic serve --listen :: --port 8080 --size 512 --count 5000 --ready-file r &\n"
+	"  lltraffic send --connect 198.18.2.7 --port 8080 --size 512 --count 5000\n";
 
 /* ---- stream and checksum ---------------------------------------------------------------- */
 
@@ -663,7 +676,8 @@ static char resume_doing[PATH_MAX + 64];
 /* Returns 0, or the exit code (2) after printing the reason. */
 static int check_opts(struct opts *o)
 {
-	bool needs_bytes = o->cmd == CMD_PAIR || o->cmd == CMD_SERVE || o->cmd == CMD_SEND;
+	bool rr = o->cmd == CMD_RR || (o->seen & RR_OPTS);
+	bool needs_bytes = !rr && (o->cmd == CMD_PAIR || o->cmd == CMD_SERVE || o->cmd == CMD_SEND);
 	bool has_pause = o->seen & OB(OPT_PAUSE_AFTER);
 	const char *name = cmd_names[o->cmd];
 
@@ -675,8 +689,15 @@ static int check_opts(struct opts *o)
 		return usage_error("send needs --port P (the port serve listens on)");
 	if (needs_bytes && !(o->seen & OB(OPT_BYTES)))
 		return usage_error("%s needs --bytes N", name);
-	if (o->cmd == CMD_RR && (!(o->seen & OB(OPT_SIZE)) || !(o->seen & OB(OPT_COUNT))))
+	if (o->cmd == CMD_RR && (o->seen & RR_OPTS) != RR_OPTS)
 		return usage_error("rr needs --size N and --count K");
+	if (rr && (o->seen & RR_OPTS) != RR_OPTS)
+		return usage_error("%s: request/response needs both --size N and --count K", name);
+	if (rr && (o->seen & RR_EXCLUDED_OPTS))
+		return usage_error("%s --size/--count (request/response) does not go with --bytes, "
+				   "--chunk, --duplex or --rate",
+				   name);
+	o->rr = rr;
 	if (o->cmd == CMD_HOLD) {
 		if (!o->resume_file || !o->ready_file)
 			return usage_error("hold needs --resume-file PATH and --ready-file PATH");
@@ -1726,6 +1747,11 @@ fail:
 	return 1;
 }
 
+/* serve and send with --size/--count: the two ends of rr, defined with it below. */
+static int rr_server_start(const struct opts *o, int fd, struct worker *srv);
+static int rr_client(const struct opts *o, int fd, struct out *r, const char *client,
+		     const char *server);
+
 static int cmd_serve(const struct opts *o, struct out *r)
 {
 	static char listen_phase[ADDR_LEN + 64];
@@ -1769,6 +1795,18 @@ static int cmd_serve(const struct opts *o, struct out *r)
 	fmt_sa(&local, server, sizeof(server));
 
 	t0 = now_ns();
+	if (o->rr) {
+		err = rr_server_start(o, fd, &rd);
+		if (err)
+			goto out;
+		workers_join();
+		out_add(r, "count", false, "%" PRIu64, o->count);
+		out_add(r, "size", false, "%" PRIu64, o->size);
+		out_add(r, "elapsed_ms", false, "%" PRIu64, (now_ns() - t0) / 1000000);
+		out_add(r, "client", true, "%s", client);
+		out_add(r, "server", true, "%s", server);
+		goto out;
+	}
 	worker_init(&rd, "server c2s reader", fd, o->seed, o->bytes);
 	rd.reader = true;
 	err = worker_start(&rd, reader_main);
@@ -1833,6 +1871,10 @@ static int cmd_send(const struct opts *o, struct out *r)
 	err = ready_now(o, content);
 	if (err)
 		goto out;
+	if (o->rr) {
+		err = rr_client(o, fd, r, client, server);
+		goto out;
+	}
 
 	worker_init(&wr, "client c2s writer", fd, o->seed, o->bytes);
 	wr.rate = o->rate;
@@ -1919,24 +1961,38 @@ static double pct_us(const uint64_t *v, uint64_t n, unsigned int pct)
 	return v[rank ? rank - 1 : 0] / 1000.0;
 }
 
-static int cmd_rr(const struct opts *o, struct out *r)
+/* Without TCP_NODELAY, Nagle + delayed ACK would measure timers, not the data path. */
+static int set_nodelay(int fd)
 {
-	struct worker srv, cli;
+	int one = 1;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))) {
+		int err = -errno;
+
+		errmsg("cannot set TCP_NODELAY: %s", strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+/*
+ * The client end of request/response on FD (rr, send --size): --count rounds of --size
+ * bytes, every echoed byte checked, then half-close and wait for the server's EOF. Adds the
+ * result fields to R. Returns 0, or 1 after printing why; an I/O error or a wrong byte ends
+ * the run (run_fail).
+ */
+static int rr_client(const struct opts *o, int fd, struct out *r, const char *client,
+		     const char *server)
+{
+	static struct worker cli;
 	uint64_t *lat = NULL, round, t0, t, elapsed;
 	uint8_t *req = NULL, *resp = NULL;
 	size_t size = o->size, i;
-	int one = 1, ret = 1, err;
-	struct conn c;
+	int ret = 1, err;
 	ssize_t n;
 
-	if (local_connect(o, &c, NULL))
+	if (set_nodelay(fd))
 		return 1;
-	/* Without TCP_NODELAY, Nagle + delayed ACK would measure timers, not the data path. */
-	if (setsockopt(c.cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ||
-	    setsockopt(c.sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))) {
-		errmsg("cannot set TCP_NODELAY: %s", strerror(errno));
-		goto out;
-	}
 	lat = calloc(o->count, sizeof(*lat));
 	req = malloc(size);
 	resp = malloc(size);
@@ -1945,17 +2001,9 @@ static int cmd_rr(const struct opts *o, struct out *r)
 		       size);
 		goto out;
 	}
-	worker_init(&srv, "server rr", c.sfd, o->seed, o->count);
-	srv.unit = "round";
-	srv.chunk = size;
-	worker_init(&cli, "client rr", c.cfd, o->seed, o->count);
+	worker_init(&cli, "client rr", fd, o->seed, o->count);
 	cli.unit = "round";
 	worker_register(&cli);
-	err = worker_start(&srv, rr_server_main);
-	if (err) {
-		errmsg("cannot start the server thread: %s", strerror(-err));
-		goto out;
-	}
 
 	t0 = now_ns();
 	for (round = 0; round < o->count; round++) {
@@ -1964,15 +2012,15 @@ static int cmd_rr(const struct opts *o, struct out *r)
 			req[o->corrupt_at - round * size] ^= 0xff;
 		atomic_store(&cli.doing, "writing a request");
 		t = now_ns();
-		err = write_full(c.cfd, req, size, NULL);
+		err = write_full(fd, req, size, NULL);
 		if (err)
-			run_fail("client rr: write failed in round %" PRIu64 ": %s", round,
-				 strerror(-err));
+			run_fail("client rr: write failed in round %" PRIu64 ": %s%s", round,
+				 strerror(-err), peer_hint(-err));
 		atomic_store(&cli.doing, "reading the echo");
-		n = read_full(c.cfd, resp, size);
+		n = read_full(fd, resp, size);
 		if (n < 0)
-			run_fail("client rr: read failed in round %" PRIu64 ": %s", round,
-				 strerror(-n));
+			run_fail("client rr: read failed in round %" PRIu64 ": %s%s", round,
+				 strerror(-n), peer_hint(-n));
 		if ((size_t)n < size)
 			run_fail("client rr: premature EOF in round %" PRIu64
 				 " after %zd of %zu echoed bytes",
@@ -1986,14 +2034,15 @@ static int cmd_rr(const struct opts *o, struct out *r)
 		}
 		atomic_store(&cli.off, round + 1);
 	}
-	if (shutdown(c.cfd, SHUT_WR))
+	if (shutdown(fd, SHUT_WR))
 		run_fail("client rr: shutdown(SHUT_WR) failed: %s", strerror(errno));
 	atomic_store(&cli.doing, "waiting for EOF after the last echo");
-	n = read_some(c.cfd, resp, size);
+	n = read_some(fd, resp, size);
 	if (n != 0)
 		run_fail("client rr: expected EOF after the last echo, got %s",
 			 n < 0 ? strerror(-n) : "more data");
 	atomic_store(&cli.doing, "done");
+	/* rr: the server thread of this process; send: none. */
 	workers_join();
 	elapsed = now_ns() - t0;
 
@@ -2004,13 +2053,42 @@ static int cmd_rr(const struct opts *o, struct out *r)
 	out_add(r, "p99_us", false, "%.1f", pct_us(lat, o->count, 99));
 	out_add(r, "max_us", false, "%.1f", lat[o->count - 1] / 1000.0);
 	out_add(r, "elapsed_ms", false, "%" PRIu64, elapsed / 1000000);
-	out_add(r, "client", true, "%s", c.client);
-	out_add(r, "server", true, "%s", c.server);
+	out_add(r, "client", true, "%s", client);
+	out_add(r, "server", true, "%s", server);
 	ret = 0;
 out:
 	free(lat);
 	free(req);
 	free(resp);
+	return ret;
+}
+
+/* The echoing end of request/response on FD, in a worker thread like rr's server. */
+static int rr_server_start(const struct opts *o, int fd, struct worker *srv)
+{
+	int err;
+
+	if (set_nodelay(fd))
+		return -EINVAL;
+	worker_init(srv, "server rr", fd, o->seed, o->count);
+	srv->unit = "round";
+	srv->chunk = o->size;
+	err = worker_start(srv, rr_server_main);
+	if (err)
+		errmsg("cannot start the server thread: %s", strerror(-err));
+	return err;
+}
+
+static int cmd_rr(const struct opts *o, struct out *r)
+{
+	struct worker srv;
+	int ret = 1;
+	struct conn c;
+
+	if (local_connect(o, &c, NULL))
+		return 1;
+	if (!rr_server_start(o, c.sfd, &srv))
+		ret = rr_client(o, c.cfd, r, c.client, c.server);
 	close(c.cfd);
 	close(c.sfd);
 	return ret;

@@ -1,0 +1,685 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Mesh tests: service-mesh-shaped local hops (Istio's and Linkerd's iptables
+# REDIRECT sidecars), sourced by tests/run.sh with tests/lib.sh. Each t_mesh_*
+# runs the same traffic twice in the same test, first as plain TCP (processes
+# outside $CG: the daemon does not see them), then through loopless (all in
+# $CG), and compares: every stream verified byte for byte by lltraffic, the
+# redirected_bytes counter against the bytes that crossed the local hops, and
+# the pods' lo packet counters.
+#
+# Topology (mesh_setup), all in netns of the test's own:
+#
+#   pod A ($NS)            node                     pod B
+#   eth0 198.18.1.5  ---  veth-a 198.18.1.1
+#        fd00:1::5        veth-b 198.18.2.1  ---  eth0 198.18.2.7
+#                                fd00:2::1             fd00:2::7
+#
+# The node netns stands for the Kubernetes node: it routes between the pods'
+# veths and holds kube-proxy's service DNAT (see mesh_kube_proxy). Pods run
+# llsidecar (the Envoy / linkerd2-proxy stand-in, as uid 1337 or 2102) and
+# lltraffic apps (as root, so not exempt from the redirect).
+
+LLSIDECAR=${LLSIDECAR:-$BUILD/llsidecar}
+
+MESH_A4=198.18.1.5
+MESH_B4=198.18.2.7
+MESH_A6=fd00:1::5
+MESH_B6=fd00:2::7
+# Service ClusterIPs: svc-b:80 -> pod B:8080, svc-a:80 -> pod A:8080 (a pod's
+# own service), svc-b2:80 -> pod B:8081.
+MESH_VIP_B4=198.19.0.10
+MESH_VIP_A4=198.19.0.11
+MESH_VIP_B2_4=198.19.0.12
+MESH_VIP_B6=fd00:19::10
+MESH_VIP_A6=fd00:19::11
+MESH_VIP_B2_6=fd00:19::12
+
+# 64M in each direction of every stream, paced: loopless redirects a direction
+# only while its reader keeps up (see ll_sk_msg), and here every byte is read
+# by a sidecar and then by lltraffic's verifier, with 2 cores for everything.
+MESH_BYTES=${LOOPLESS_MESH_BYTES:-64M}
+MESH_BYTES_N=$(numfmt --from=iec "$MESH_BYTES")
+MESH_RATE=40M
+# Many small request/responses: each waits for its answer, so no write is
+# part of a small-write stream and each one can be redirected.
+MESH_RR_SIZE=512
+MESH_RR_COUNT=5000
+# What the app sees as its client behind Istio's inbound passthrough: 127.0.0.6
+# (v4-mapped on the app's dual-stack socket) or ::6.
+MESH_PASSTHROUGH='(\[::ffff:)?127\.0\.0\.6\]?:|\[::6\]:'
+
+MESH_SEED=11
+MESH_LOCAL_BYTES=0
+MESH_APP_CG=
+MESH_SC_CG=
+MESH_SC_PIDS=()
+MESH_SC_NAMES=()
+declare -gA MESH_FLOW_SPID=() MESH_FLOW_CPID=() MESH_FLOW_KIND=()
+
+# mesh_wait_file PATH: up to 5 s for PATH to appear.
+mesh_wait_file() {
+	local _
+	for _ in $(seq 100); do
+		[ -e "$1" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+mesh_pod() {
+	case $1 in
+	A) echo "$MESH_A" ;;
+	B) echo "$MESH_B" ;;
+	*) die "mesh_pod: unknown pod $1" ;;
+	esac
+}
+
+# mesh_nat NS CMD ARGS...: one nat-table rule inside netns NS. Every rule of these
+# tests goes through here, so none can land in the host's netns.
+mesh_nat() {
+	local ns=$1 cmd=$2
+	shift 2
+	[ -n "$ns" ] || die "nat: no netns given (refusing to touch the host's rules)"
+	ip netns exec "$ns" "$cmd" -w -t nat "$@" || die "$cmd -t nat $* in $ns failed"
+}
+
+# mesh_veth_up NS DEV ADDR4/LEN ADDR6/LEN: addresses without DAD, so IPv6 works
+# at once instead of after a second of tentative state.
+mesh_veth_up() {
+	ip netns exec "$1" sysctl -qw "net.ipv6.conf.$2.accept_dad=0" || die "sysctl in $1"
+	ip -n "$1" addr add "$3" dev "$2" || die "addr $3 on $2 in $1"
+	ip -n "$1" -6 addr add "$4" dev "$2" nodad || die "addr $4 on $2 in $1"
+	ip -n "$1" link set "$2" up
+}
+
+# mesh_setup: pod A ($NS), pod B and the node, veths, routes and services.
+# Sets MESH_A, MESH_B, MESH_NODE.
+mesh_setup() {
+	MESH_A=$NS
+	add_netns b
+	MESH_B=$NEW_NS
+	add_netns node
+	MESH_NODE=$NEW_NS
+	ip -n "$MESH_NODE" link add veth-a type veth peer name eth0 netns "$MESH_A" ||
+		die "veth to pod A"
+	ip -n "$MESH_NODE" link add veth-b type veth peer name eth0 netns "$MESH_B" ||
+		die "veth to pod B"
+	mesh_veth_up "$MESH_NODE" veth-a 198.18.1.1/24 fd00:1::1/64
+	mesh_veth_up "$MESH_NODE" veth-b 198.18.2.1/24 fd00:2::1/64
+	mesh_veth_up "$MESH_A" eth0 "$MESH_A4/24" "$MESH_A6/64"
+	mesh_veth_up "$MESH_B" eth0 "$MESH_B4/24" "$MESH_B6/64"
+	# Pods reach each other and the service range through the node (a pod's
+	# default route goes to its node in every CNI plugin).
+	ip -n "$MESH_A" route add default via 198.18.1.1 || die "route in pod A"
+	ip -n "$MESH_A" -6 route add default via fd00:1::1 || die "route6 in pod A"
+	ip -n "$MESH_B" route add default via 198.18.2.1 || die "route in pod B"
+	ip -n "$MESH_B" -6 route add default via fd00:2::1 || die "route6 in pod B"
+	# Forwarding in the node's netns only (the sysctls are per netns).
+	ip netns exec "$MESH_NODE" sysctl -qw net.ipv4.ip_forward=1 \
+		net.ipv6.conf.all.forwarding=1 || die "forwarding in the node netns"
+	mesh_kube_proxy
+}
+
+# kube-proxy's part: ClusterIP:80 DNATed to the pod's port in the node's
+# netns, as kube-proxy (iptables mode) does in KUBE-SERVICES from PREROUTING
+# (pod traffic) and OUTPUT (the node's own). Here rather than in pod A's nat
+# OUTPUT: a pod's nat table holds only its mesh's rules, and nat OUTPUT sees
+# a connection once, so a DNAT there would end that pass before Istio's
+# chain could send the sidecar's own connection back in through 15006 (a
+# pod calling its own service). The sidecar's connection to a ClusterIP
+# (uid 1337, exempt from the redirect) leaves the pod unchanged and is
+# DNATed on the node, so pod B sees pod A -> pod B:8080, as in a cluster.
+mesh_kube_proxy() {
+	local cmd vip4 vip6 dst4 dst6 svc
+	for cmd in iptables ip6tables; do
+		mesh_nat "$MESH_NODE" "$cmd" -N KUBE-SERVICES
+		mesh_nat "$MESH_NODE" "$cmd" -A PREROUTING -j KUBE-SERVICES
+		mesh_nat "$MESH_NODE" "$cmd" -A OUTPUT -j KUBE-SERVICES
+	done
+	for svc in "$MESH_VIP_B4 $MESH_VIP_B6 $MESH_B4:8080 [$MESH_B6]:8080" \
+		"$MESH_VIP_A4 $MESH_VIP_A6 $MESH_A4:8080 [$MESH_A6]:8080" \
+		"$MESH_VIP_B2_4 $MESH_VIP_B2_6 $MESH_B4:8081 [$MESH_B6]:8081"; do
+		read -r vip4 vip6 dst4 dst6 <<<"$svc"
+		mesh_nat "$MESH_NODE" iptables -A KUBE-SERVICES -d "$vip4/32" -p tcp --dport 80 \
+			-j DNAT --to-destination "$dst4"
+		mesh_nat "$MESH_NODE" ip6tables -A KUBE-SERVICES -d "$vip6/128" -p tcp --dport 80 \
+			-j DNAT --to-destination "$dst6"
+	done
+}
+
+# mesh_istio_rules NS [iptables|ip6tables]: Istio's default sidecar capture
+# (istio-iptables with -p 15001 -z 15006 -u 1337 -g 1337 -m REDIRECT -i '*'
+# -b '*' -d 15090,15021,15020), both families unless one is given. The uid
+# and gid 1337 rules keep the sidecar's own connections out of the redirect,
+# except those to a non-loopback address over lo (a pod calling its own
+# service: back in through 15006); 127.0.0.6 is the inbound passthrough
+# source. Also adds ::6 to lo for IPv6, as istio-iptables does.
+mesh_istio_rules() {
+	local ns=$1 cmd pass lo p id
+	for cmd in ${2:-iptables ip6tables}; do
+		if [ "$cmd" = iptables ]; then
+			pass=127.0.0.6/32 lo=127.0.0.1/32
+		else
+			pass=::6/128 lo=::1/128
+			ip -n "$ns" -6 addr show dev lo | grep -q 'inet6 ::6/128' ||
+				ip -n "$ns" -6 addr add ::6/128 dev lo || die "::6 on lo in $ns"
+		fi
+		mesh_nat "$ns" "$cmd" -N ISTIO_INBOUND
+		mesh_nat "$ns" "$cmd" -N ISTIO_REDIRECT
+		mesh_nat "$ns" "$cmd" -N ISTIO_IN_REDIRECT
+		mesh_nat "$ns" "$cmd" -N ISTIO_OUTPUT
+		mesh_nat "$ns" "$cmd" -A ISTIO_INBOUND -p tcp --dport 15008 -j RETURN
+		mesh_nat "$ns" "$cmd" -A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001
+		mesh_nat "$ns" "$cmd" -A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006
+		mesh_nat "$ns" "$cmd" -A PREROUTING -p tcp -j ISTIO_INBOUND
+		# SSH (istio-iptables keeps it out with inbound capture '*'), then the
+		# proxy's own ports: metrics, health, merged stats.
+		for p in 22 15090 15021 15020; do
+			mesh_nat "$ns" "$cmd" -A ISTIO_INBOUND -p tcp --dport "$p" -j RETURN
+		done
+		mesh_nat "$ns" "$cmd" -A ISTIO_INBOUND -p tcp -j ISTIO_IN_REDIRECT
+		mesh_nat "$ns" "$cmd" -A OUTPUT -p tcp -j ISTIO_OUTPUT
+		mesh_nat "$ns" "$cmd" -A ISTIO_OUTPUT -s "$pass" -o lo -j RETURN
+		for id in uid gid; do
+			mesh_nat "$ns" "$cmd" -A ISTIO_OUTPUT ! -d "$lo" -o lo -p tcp ! --dport 15008 \
+				-m owner --$id-owner 1337 -j ISTIO_IN_REDIRECT
+			mesh_nat "$ns" "$cmd" -A ISTIO_OUTPUT -o lo -m owner ! --$id-owner 1337 -j RETURN
+			mesh_nat "$ns" "$cmd" -A ISTIO_OUTPUT -m owner --$id-owner 1337 -j RETURN
+		done
+		mesh_nat "$ns" "$cmd" -A ISTIO_OUTPUT -d "$lo" -j RETURN
+		mesh_nat "$ns" "$cmd" -A ISTIO_OUTPUT -j ISTIO_REDIRECT
+	done
+}
+
+# mesh_linkerd_rules NS: linkerd2-proxy-init's default rules, both families:
+# inbound TCP to 4143 (but the proxy's admin/tap/control ports), outbound TCP
+# to 4140 except the proxy's own (uid 2102) and anything over lo. Its inbound
+# proxy connects to the pod's IP itself (llsidecar --inbound-bind none).
+mesh_linkerd_rules() {
+	local ns=$1 cmd
+	for cmd in iptables ip6tables; do
+		mesh_nat "$ns" "$cmd" -N PROXY_INIT_REDIRECT
+		mesh_nat "$ns" "$cmd" -A PROXY_INIT_REDIRECT -p tcp --match multiport \
+			--dports 4190,4191,4567,4568 -j RETURN
+		mesh_nat "$ns" "$cmd" -A PROXY_INIT_REDIRECT -p tcp -j REDIRECT --to-port 4143
+		mesh_nat "$ns" "$cmd" -A PREROUTING -j PROXY_INIT_REDIRECT
+		mesh_nat "$ns" "$cmd" -N PROXY_INIT_OUTPUT
+		mesh_nat "$ns" "$cmd" -A PROXY_INIT_OUTPUT -m owner --uid-owner 2102 -j RETURN
+		mesh_nat "$ns" "$cmd" -A PROXY_INIT_OUTPUT -o lo -j RETURN
+		mesh_nat "$ns" "$cmd" -A PROXY_INIT_OUTPUT -p tcp --match multiport --dports 4567,4568 \
+			-j RETURN
+		mesh_nat "$ns" "$cmd" -A PROXY_INIT_OUTPUT -p tcp -j REDIRECT --to-port 4140
+		mesh_nat "$ns" "$cmd" -A OUTPUT -j PROXY_INIT_OUTPUT
+	done
+}
+
+# mesh_nat_hits NS CHAIN: packets that hit CHAIN's REDIRECT rules, both
+# families (iptables -L -v counts the first packet of each connection).
+mesh_nat_hits() {
+	local cmd n=0 c
+	for cmd in iptables ip6tables; do
+		for c in $(ip netns exec "$1" "$cmd" -w -t nat -L "$2" -v -n -x |
+			awk '$3 == "REDIRECT" { print $1 }'); do
+			n=$((n + c))
+		done
+	done
+	echo "$n"
+}
+
+# mesh_expect_hits NS CHAIN COUNT [BEFORE]: CHAIN's REDIRECTs took COUNT
+# connections (since BEFORE hits).
+mesh_expect_hits() {
+	local n
+	n=$(($(mesh_nat_hits "$1" "$2") - ${4:-0}))
+	[ "$n" -eq "$3" ] || die "$2 in $1: $n connections REDIRECTed, expected $3"
+}
+
+# ---- processes -------------------------------------------------------------
+
+# mesh_sidecar NS CG NAME ARGS...: an llsidecar in pod NS, in cgroup CG (""
+# for none), logging its connections to $TMP/sc-NAME.out and problems to
+# $TMP/sc-NAME.err; waits until it listens.
+mesh_sidecar() {
+	local ns=$1 cg=$2 name=$3
+	shift 3
+	rm -f "$TMP/sc-$name.ready"
+	in_ns_cg "$ns" "$cg" "$LLSIDECAR" --verbose --ready-file "$TMP/sc-$name.ready" "$@" \
+		>"$TMP/sc-$name.out" 2>"$TMP/sc-$name.err" &
+	MESH_SC_PIDS+=("$!")
+	MESH_SC_NAMES+=("$name")
+	mesh_wait_file "$TMP/sc-$name.ready" ||
+		die "sidecar $name did not start: $(cat "$TMP/sc-$name.err")"
+}
+
+# mesh_sidecars_stop: SIGTERM every sidecar started since the last call; each
+# must exit 0 having logged no error and reset no connection. $! of a
+# backgrounded function is the subshell running it: the signal goes to the
+# pid the sidecar wrote into its ready file, the wait to the subshell.
+mesh_sidecars_stop() {
+	local i pid name
+	for i in "${!MESH_SC_PIDS[@]}"; do
+		name=${MESH_SC_NAMES[$i]}
+		pid=$(sed -n 's/^pid=//p' "$TMP/sc-$name.ready")
+		kill -TERM "$pid" 2>/dev/null
+		wait "${MESH_SC_PIDS[$i]}" ||
+			die "sidecar $name exited with $?: $(cat "$TMP/sc-$name.err")"
+		[ ! -s "$TMP/sc-$name.err" ] || die "sidecar $name: $(cat "$TMP/sc-$name.err")"
+		! grep -q 'closed (reset)' "$TMP/sc-$name.out" ||
+			die "sidecar $name reset a connection: $(grep 'reset' "$TMP/sc-$name.out")"
+	done
+	MESH_SC_PIDS=()
+	MESH_SC_NAMES=()
+}
+
+# mesh_expect_conns NAME ROLE COUNT [ORIGINAL]: sidecar NAME proxied COUNT
+# connections on its ROLE listener (whose original destination matched the
+# ORIGINAL regex): the mesh's rules really sent the traffic through it.
+mesh_expect_conns() {
+	local n
+	n=$(grep -Ec "^conn [0-9]+ $2: .* original ${4:-.*}, upstream" "$TMP/sc-$1.out")
+	[ "$n" -eq "$3" ] || die "sidecar $1 proxied $n $2 connections${4:+ to $4}, expected $3:
+$(cat "$TMP/sc-$1.out")"
+}
+
+# mesh_flow_start NAME HOPS KIND CLIENT_NS SERVER_NS SERVER_PORT ADDR PORT
+#                 [SEND_ARGS...]
+# An app server (lltraffic serve on [::]:SERVER_PORT, dual-stack, in SERVER_NS)
+# and its client (lltraffic send to ADDR:PORT from CLIENT_NS), both in
+# $MESH_APP_CG. KIND stream: $MESH_BYTES each way at once, paced at
+# $MESH_RATE (MESH_FLOW_BYTES and MESH_FLOW_RATE, set for the call, override
+# both: flows running side by side share the CPUs); KIND rr: $MESH_RR_COUNT
+# request/responses of $MESH_RR_SIZE bytes. A new seed per
+# flow, so bytes crossing into another flow fail its verification. HOPS local
+# hops (sockets pairs in one pod) carry the flow: MESH_LOCAL_BYTES grows by
+# what they move, both directions.
+mesh_flow_start() {
+	local name=$1 hops=$2 kind=$3 cns=$4 sns=$5 sport=$6 addr=$7 port=$8 seed=$MESH_SEED
+	local bytes=${MESH_FLOW_BYTES:-$MESH_BYTES} rate=${MESH_FLOW_RATE:-$MESH_RATE} args=()
+	shift 8
+	MESH_SEED=$((MESH_SEED + 4))
+	case $kind in
+	stream)
+		args=(--bytes "$bytes" --duplex --rate "$rate")
+		MESH_LOCAL_BYTES=$((MESH_LOCAL_BYTES + hops * 2 * $(numfmt --from=iec "$bytes")))
+		;;
+	rr)
+		args=(--size "$MESH_RR_SIZE" --count "$MESH_RR_COUNT")
+		MESH_LOCAL_BYTES=$((MESH_LOCAL_BYTES + hops * 2 * MESH_RR_SIZE * MESH_RR_COUNT))
+		;;
+	*) die "mesh_flow_start: unknown kind $kind" ;;
+	esac
+	# Readers of duplex sockmap sockets can see EAGAIN (see pair_checked).
+	args+=(--seed "$seed" --timeout 45 --tolerate-eagain)
+	MESH_FLOW_KIND[$name]=$kind
+	rm -f "$TMP/flow-$name.ready"
+	in_ns_cg "$sns" "$MESH_APP_CG" "$LLTRAFFIC" serve --listen :: --port "$sport" "${args[@]}" \
+		--ready-file "$TMP/flow-$name.ready" >"$TMP/flow-$name.srv" 2>&1 &
+	MESH_FLOW_SPID[$name]=$!
+	mesh_wait_file "$TMP/flow-$name.ready" || die "flow $name: server: $(cat "$TMP/flow-$name.srv")"
+	in_ns_cg "$cns" "$MESH_APP_CG" "$LLTRAFFIC" send --connect "$addr" --port "$port" \
+		"${args[@]}" "$@" >"$TMP/flow-$name.cli" 2>&1 &
+	MESH_FLOW_CPID[$name]=$!
+}
+
+# mesh_flow_wait NAME: both ends said ok (each verified every byte it read,
+# its order and the EOF) and agree on the checksums; with MESH_PEER set, the
+# app server's client address matched that regex.
+mesh_flow_wait() {
+	local name=$1 srv cli
+	# A failed client leaves its server waiting: fail now rather than sit out
+	# the server's timeout (env_cleanup kills what runs in the test's netns).
+	if ! wait "${MESH_FLOW_CPID[$name]}"; then
+		sleep 0.2
+		die "flow $name: client: $(cat "$TMP/flow-$name.cli") (server: $(cat "$TMP/flow-$name.srv"))"
+	fi
+	wait "${MESH_FLOW_SPID[$name]}"
+	srv=$(cat "$TMP/flow-$name.srv")
+	cli=$(cat "$TMP/flow-$name.cli")
+	case "$cli" in ok*) ;; *) die "flow $name: client: $cli (server: $srv)" ;; esac
+	case "$srv" in ok*) ;; *) die "flow $name: server: $srv (client: $cli)" ;; esac
+	if [ "${MESH_FLOW_KIND[$name]}" = stream ]; then
+		if [ "$(kv "$cli" c2s_fnv)" != "$(kv "$srv" c2s_fnv)" ] ||
+			[ "$(kv "$cli" s2c_fnv)" != "$(kv "$srv" s2c_fnv)" ]; then
+			die "flow $name: checksums differ: client $cli, server $srv"
+		fi
+	fi
+	if [ -n "${MESH_PEER:-}" ] && ! grep -Eq "client=($MESH_PEER)" <<<"$srv"; then
+		die "flow $name: the app's client was $(kv "$srv" client), expected /$MESH_PEER/"
+	fi
+	# In the test's log only: tests/run.sh shows the "  " lines (the rows' figures).
+	echo "flow $name: $cli"
+}
+
+# mesh_flow: mesh_flow_start then mesh_flow_wait, same arguments.
+mesh_flow() {
+	mesh_flow_start "$@"
+	mesh_flow_wait "$1"
+}
+
+# mesh_flows NAME HOPS CLIENT_NS SERVER_NS SERVER_PORT ADDR PORT: a stream
+# (flow NAME) then request/responses (NAMErr) along the same path.
+mesh_flows() {
+	local name=$1 hops=$2
+	shift 2
+	mesh_flow "$name" "$hops" stream "$@"
+	mesh_flow "${name}rr" "$hops" rr "$@"
+}
+
+# ---- comparison ------------------------------------------------------------
+
+# mesh_compare ROW PODS FN: FN plain (apps and sidecars outside $CG: plain
+# TCP, which the running daemon does not see), then FN loopless (all in
+# $CG). FN starts its sidecars, runs flows with mesh_flow and stops the
+# sidecars. Logs the row's figures, then asserts: nothing redirected in the
+# plain pass; in the loopless pass redirected_bytes grew by >= 95 % of the
+# bytes of the local hops, and lo in each pod of PODS ("A B", "A", "B") saw
+# <= 5 % of the packets it saw with plain TCP.
+mesh_compare() {
+	local row=$1 pods=$2 fn=$3 pass p ns r0 red=0 pct st0 st1 fb fail=()
+	local -A lo0 plain ll
+	for pass in plain loopless; do
+		if [ "$pass" = plain ]; then
+			MESH_APP_CG='' MESH_SC_CG=''
+		else
+			MESH_APP_CG=$CG MESH_SC_CG=$CG
+		fi
+		MESH_LOCAL_BYTES=0
+		for p in A B; do lo0[$p]=$(lo_rx "$(mesh_pod "$p")"); done
+		r0=$(counter redirected_bytes)
+		st0=$(stat_json)
+		"$fn" "$pass"
+		st1=$(stat_json)
+		red=$(($(counter redirected_bytes) - r0))
+		for p in A B; do
+			ns=$(mesh_pod "$p")
+			if [ "$pass" = plain ]; then
+				plain[$p]=$(($(lo_rx "$ns") - ${lo0[$p]}))
+			else
+				ll[$p]=$(($(lo_rx "$ns") - ${lo0[$p]}))
+			fi
+		done
+		[ "$pass" = loopless ] || [ "$red" -eq 0 ] ||
+			die "plain pass: $red bytes redirected (processes in $CG?)"
+	done
+	pct=$(awk -v r="$red" -v t="$MESH_LOCAL_BYTES" \
+		'BEGIN { printf "%.1f", t ? 100 * r / t : 0 }')
+	# Why bytes took TCP, when some did: the datapath's path switches.
+	fb=$(jq -nr --argjson a "$st0" --argjson b "$st1" '[ "fallbacks", "fallbacks_small",
+		"fallbacks_rcvlowat", "returns" ] | map("\(.) \(($b[.] // 0) - ($a[.] // 0))") | join(", ")')
+	log "row $row: local-hop bytes $MESH_LOCAL_BYTES, redirected $red ($pct %)," \
+		"lo rx pod A plain ${plain[A]} loopless ${ll[A]}," \
+		"pod B plain ${plain[B]} loopless ${ll[B]}; $fb"
+	[ "$red" -ge $((MESH_LOCAL_BYTES * 95 / 100)) ] ||
+		fail+=("redirected_bytes grew by $red, expected >= 95 % of $MESH_LOCAL_BYTES ($pct %)")
+	for p in $pods; do
+		[ "${plain[$p]}" -gt 1000 ] ||
+			fail+=("pod $p: plain TCP moved only ${plain[$p]} lo packets: not the baseline?")
+		[ $((${ll[$p]} * 20)) -le "${plain[$p]}" ] ||
+			fail+=("pod $p: lo saw ${ll[$p]} packets with loopless, ${plain[$p]} plain (> 5 %)")
+	done
+	[ ${#fail[@]} -eq 0 ] || die "row $row: $(printf '%s; ' "${fail[@]}")"
+}
+
+# ---- the rows ----------------------------------------------------------------
+
+# 1. Istio outbound: app -> svc-b:80, REDIRECTed to the sidecar's 15001 in
+# pod A; the sidecar dials svc-b (DNATed on the node to pod B:8080), pod B's
+# rules REDIRECT that to its sidecar's 15006, which passes it to app B from
+# 127.0.0.6 / ::6. Local hops: app <-> sidecar in A, sidecar <-> app in B.
+mesh_outbound_pass() {
+	mesh_sidecar "$MESH_A" "$MESH_SC_CG" "$1-a" --uid 1337
+	mesh_sidecar "$MESH_B" "$MESH_SC_CG" "$1-b" --uid 1337
+	MESH_PEER=$MESH_PASSTHROUGH mesh_flows "$1-v4" 2 "$MESH_A" "$MESH_B" 8080 "$MESH_VIP_B4" 80
+	MESH_PEER=$MESH_PASSTHROUGH mesh_flows "$1-v6" 2 "$MESH_A" "$MESH_B" 8080 "$MESH_VIP_B6" 80
+	mesh_sidecars_stop
+	mesh_expect_conns "$1-a" outbound 2 "$MESH_VIP_B4:80"
+	mesh_expect_conns "$1-a" outbound 2 "\[$MESH_VIP_B6\]:80"
+	mesh_expect_conns "$1-b" inbound 2 "$MESH_B4:8080"
+	mesh_expect_conns "$1-b" inbound 2 "\[$MESH_B6\]:8080"
+}
+
+t_mesh_outbound() {
+	local h0
+	mesh_setup
+	mesh_istio_rules "$MESH_A"
+	mesh_istio_rules "$MESH_B"
+	start_daemon
+	h0=$(mesh_nat_hits "$MESH_A" ISTIO_REDIRECT)
+	mesh_compare outbound "A B" mesh_outbound_pass
+	# 4 connections per pass through 15001 in A and 15006 in B.
+	mesh_expect_hits "$MESH_A" ISTIO_REDIRECT 8 "$h0"
+	mesh_expect_hits "$MESH_B" ISTIO_IN_REDIRECT 8
+}
+
+# 2. A pod calls its own service: app -> svc-a:80 -> 15001; the sidecar picks
+# the endpoint itself (pod A:8080, as Envoy does from EDS) and, being uid 1337
+# going to a non-loopback address over lo, is REDIRECTed to its own 15006;
+# then 127.0.0.6 / ::6 -> app. Three local hops, all in pod A. This sidecar
+# listens dual-stack (one [::] socket per port), so its IPv4 connections are
+# v4-mapped AF_INET6 sockets, the other shape a proxy's sockets can have.
+mesh_self_service_pass() {
+	mesh_sidecar "$MESH_A" "$MESH_SC_CG" "$1-a" --uid 1337 --dual-stack \
+		--endpoint "$MESH_VIP_A4:80=$MESH_A4:8080" --endpoint "[$MESH_VIP_A6]:80=[$MESH_A6]:8080"
+	MESH_PEER=$MESH_PASSTHROUGH mesh_flows "$1-v4" 3 "$MESH_A" "$MESH_A" 8080 "$MESH_VIP_A4" 80
+	MESH_PEER=$MESH_PASSTHROUGH mesh_flows "$1-v6" 3 "$MESH_A" "$MESH_A" 8080 "$MESH_VIP_A6" 80
+	mesh_sidecars_stop
+	mesh_expect_conns "$1-a" outbound 4 "(\[$MESH_VIP_A6\]|$MESH_VIP_A4):80"
+	mesh_expect_conns "$1-a" inbound 4 "(\[$MESH_A6\]|$MESH_A4):8080"
+	grep -q "inbound: $MESH_A4:[0-9]* -> 127.0.0.1:15006" "$TMP/sc-$1-a.out" ||
+		die "the sidecar's own connection did not come back in through 15006"
+}
+
+t_mesh_self_service() {
+	mesh_setup
+	mesh_istio_rules "$MESH_A"
+	start_daemon
+	mesh_compare self_service "A" mesh_self_service_pass
+}
+
+# 3. Inbound passthrough alone: a client outside the mesh (on the node, like
+# a kubelet probe or an unmeshed pod) calls pod B:8080; pod B's sidecar takes
+# it on 15006 and connects to the app from 127.0.0.6 / ::6. One local hop.
+mesh_inbound_pass() {
+	mesh_sidecar "$MESH_B" "$MESH_SC_CG" "$1-b" --uid 1337 --outbound 0
+	MESH_PEER=$MESH_PASSTHROUGH mesh_flows "$1-v4" 1 "$MESH_NODE" "$MESH_B" 8080 "$MESH_B4" 8080
+	MESH_PEER='\[::6\]:' mesh_flows "$1-v6" 1 "$MESH_NODE" "$MESH_B" 8080 "$MESH_B6" 8080
+	mesh_sidecars_stop
+	mesh_expect_conns "$1-b" inbound 4
+}
+
+t_mesh_inbound_passthrough() {
+	mesh_setup
+	mesh_istio_rules "$MESH_B"
+	ip -n "$MESH_B" -6 addr show dev lo | grep -q 'inet6 ::6/128' || die "::6 is not on lo in pod B"
+	start_daemon
+	mesh_compare inbound_passthrough "B" mesh_inbound_pass
+}
+
+# 4. Linkerd: outbound REDIRECT to 4140 (uid 2102 exempt), inbound to 4143;
+# the inbound proxy connects to the pod's own IP, so app B sees pod B's
+# address as its client. Local hops: app <-> proxy in A, proxy <-> app in B.
+mesh_linkerd_pass() {
+	local lk=(--outbound 4140 --inbound 4143 --inbound-bind none --uid 2102)
+	mesh_sidecar "$MESH_A" "$MESH_SC_CG" "$1-a" "${lk[@]}"
+	mesh_sidecar "$MESH_B" "$MESH_SC_CG" "$1-b" "${lk[@]}"
+	MESH_PEER="(\[::ffff:)?$MESH_B4\]?:" mesh_flows "$1-v4" 2 "$MESH_A" "$MESH_B" 8080 "$MESH_VIP_B4" 80
+	MESH_PEER="\[$MESH_B6\]:" mesh_flows "$1-v6" 2 "$MESH_A" "$MESH_B" 8080 "$MESH_VIP_B6" 80
+	mesh_sidecars_stop
+	mesh_expect_conns "$1-a" outbound 4
+	mesh_expect_conns "$1-b" inbound 4
+}
+
+t_mesh_linkerd() {
+	mesh_setup
+	mesh_linkerd_rules "$MESH_A"
+	mesh_linkerd_rules "$MESH_B"
+	start_daemon
+	mesh_compare linkerd "A B" mesh_linkerd_pass
+	mesh_expect_hits "$MESH_A" PROXY_INIT_OUTPUT 8
+	mesh_expect_hits "$MESH_B" PROXY_INIT_REDIRECT 8
+}
+
+# 5. Hops that were never NATed, in an Istio pod: an app dialling a sidecar
+# listener on 127.0.0.1 / ::1 itself (Istio's rules leave loopback alone),
+# which forwards to an app on 127.0.0.1 / ::1 (2 local hops); and an app
+# calling its own pod IP (Istio returns lo traffic not from uid 1337: 1 hop).
+mesh_direct_pass() {
+	mesh_sidecar "$MESH_A" "$MESH_SC_CG" "$1-a" --uid 1337 \
+		--forward 15080=127.0.0.1:8080 --forward '15081=[::1]:8080'
+	mesh_flows "$1-lo4" 2 "$MESH_A" "$MESH_A" 8080 127.0.0.1 15080
+	mesh_flows "$1-lo6" 2 "$MESH_A" "$MESH_A" 8080 ::1 15081
+	MESH_PEER="(\[::ffff:)?$MESH_A4\]?:" mesh_flows "$1-ip4" 1 "$MESH_A" "$MESH_A" 8080 "$MESH_A4" 8080
+	MESH_PEER="\[$MESH_A6\]:" mesh_flows "$1-ip6" 1 "$MESH_A" "$MESH_A" 8080 "$MESH_A6" 8080
+	mesh_sidecars_stop
+	mesh_expect_conns "$1-a" forward 4
+	# The pod-IP calls bypassed the sidecar, as Istio's "-o lo ! --uid-owner 1337" wants.
+	mesh_expect_conns "$1-a" outbound 0
+	mesh_expect_conns "$1-a" inbound 0
+}
+
+t_mesh_direct() {
+	mesh_setup
+	mesh_istio_rules "$MESH_A"
+	start_daemon
+	mesh_compare direct "A" mesh_direct_pass
+}
+
+# mesh_cookies_of NS FILTER UID: socket cookies (decimal) of the established
+# sockets in NS that match the ss FILTER, owned by UID (0 for root).
+mesh_cookies_of() {
+	ip netns exec "$1" ss -tien state established "$2" |
+		awk -v uid="$3" '
+			/^[0-9]/ { own = (uid == 0) ? ($0 !~ / uid:/) : ($0 ~ " uid:" uid " ") }
+			own && match($0, / sk:[0-9a-f]+/) { print substr($0, RSTART + 4, RLENGTH - 4); own = 0 }' |
+		while read -r hex; do printf '%d\n' "0x$hex"; done
+}
+
+# 6. The hop between the pods (sidecar A's upstream over the veths to sidecar
+# B's 15006): works byte for byte and is never paired. (a) Only the sidecars
+# in $CG: no local hop has both ends in the datapath, so nothing at all may be
+# redirected, while the veths carry every byte as with plain TCP. (b) All in
+# $CG, mid-stream: neither socket of that hop is in loopless's map.
+mesh_cross_pass() {
+	mesh_sidecar "$MESH_A" "$MESH_SC_CG" "$1-a" --uid 1337
+	mesh_sidecar "$MESH_B" "$MESH_SC_CG" "$1-b" --uid 1337
+	mesh_flows "$1-v4" 0 "$MESH_A" "$MESH_B" 8080 "$MESH_VIP_B4" 80
+	mesh_flows "$1-v6" 0 "$MESH_A" "$MESH_B" 8080 "$MESH_VIP_B6" 80
+	mesh_sidecars_stop
+}
+
+mesh_veth_rx() { ip netns exec "$MESH_B" cat /sys/class/net/eth0/statistics/rx_packets; }
+
+t_mesh_cross_pod() {
+	local pass r0 v0 plain_rx ll_rx red up down in_map c
+	mesh_setup
+	mesh_istio_rules "$MESH_A"
+	mesh_istio_rules "$MESH_B"
+	start_daemon
+	# (a)
+	for pass in plain loopless; do
+		MESH_APP_CG='' MESH_SC_CG=''
+		[ "$pass" = plain ] || MESH_SC_CG=$CG
+		r0=$(counter redirected_bytes)
+		v0=$(mesh_veth_rx)
+		mesh_cross_pass "$pass"
+		red=$(($(counter redirected_bytes) - r0))
+		if [ "$pass" = plain ]; then
+			plain_rx=$(($(mesh_veth_rx) - v0))
+		else
+			ll_rx=$(($(mesh_veth_rx) - v0))
+		fi
+	done
+	log "row cross_pod: veth hop bytes $((4 * MESH_BYTES_N + 4 * MESH_RR_SIZE * MESH_RR_COUNT))," \
+		"redirected $red, pod B eth0 rx packets plain $plain_rx loopless $ll_rx"
+	[ "$red" -eq 0 ] || die "$red bytes redirected with only the sidecars in the datapath"
+	[ $((ll_rx * 2)) -ge "$plain_rx" ] ||
+		die "the veth carried $ll_rx packets with loopless, $plain_rx plain: a shortcut?"
+
+	# (b) Everything in $CG, one stream; look at the map while it runs.
+	MESH_APP_CG=$CG MESH_SC_CG=$CG
+	mesh_sidecar "$MESH_A" "$CG" map-a --uid 1337
+	mesh_sidecar "$MESH_B" "$CG" map-b --uid 1337
+	mesh_flow_start map 0 stream "$MESH_A" "$MESH_B" 8080 "$MESH_VIP_B4" 80
+	sleep 1
+	# The hop's two sockets: sidecar A's upstream (uid 1337, to svc-b:80) and
+	# sidecar B's accepted one (local port 15006).
+	up=$(mesh_cookies_of "$MESH_A" "( dport = :80 )" 1337)
+	down=$(mesh_cookies_of "$MESH_B" "( sport = :15006 )" 1337)
+	in_map=$("$LOOPLESS" --pin-dir "$PIN" conns --json | jq -r '.. | .cookie? // empty')
+	mesh_flow_wait map
+	mesh_sidecars_stop
+	[ -n "$up" ] || die "no socket of sidecar A's upstream in pod A's ss"
+	[ -n "$down" ] || die "no socket on port 15006 in pod B's ss"
+	[ -n "$in_map" ] || die "loopless conns listed no socket mid-stream"
+	for c in $up $down; do
+		! grep -qx "$c" <<<"$in_map" || die "cross-pod socket (cookie $c) is in the map mid-stream"
+	done
+	log "cross-pod sockets $up (pod A) $down (pod B) not among the" \
+		"$(wc -l <<<"$in_map") sockets in the map"
+}
+
+# 7. Safety. (a) Two app sockets on the same local port (SO_REUSEADDR) to two
+# services at once: both REDIRECT to 127.0.0.1:15001, so conntrack gives the
+# second a new source port on the sidecar's side; each socket must get its
+# own flow's bytes (different seeds). (b) A client that writes before the
+# sidecar has accepted it (the sidecar waits 100 ms; the client writes from
+# connect() on, so ~4 MB go by TCP before the pair forms): order intact.
+mesh_safety_pass() {
+	local fam vip vip2 dst n r0 b0
+	r0=$(counter redirected_bytes) b0=$MESH_LOCAL_BYTES
+	mesh_sidecar "$MESH_A" "$MESH_SC_CG" "$1-a" --uid 1337
+	mesh_sidecar "$MESH_B" "$MESH_SC_CG" "$1-b" --uid 1337
+	for fam in 4 6; do
+		if [ $fam = 4 ]; then
+			vip=$MESH_VIP_B4 vip2=$MESH_VIP_B2_4
+		else
+			vip=$MESH_VIP_B6 vip2=$MESH_VIP_B2_6
+		fi
+		# Two streams side by side: half the bytes and rate each.
+		MESH_FLOW_BYTES=32M MESH_FLOW_RATE=20M mesh_flow_start "$1-s$fam" 2 stream \
+			"$MESH_A" "$MESH_B" 8080 "$vip" 80 --client-port 40000
+		MESH_FLOW_BYTES=32M MESH_FLOW_RATE=20M mesh_flow_start "$1-t$fam" 2 stream \
+			"$MESH_A" "$MESH_B" 8081 "$vip2" 80 --client-port 40000
+		mesh_flow_wait "$1-s$fam"
+		mesh_flow_wait "$1-t$fam"
+		mesh_flow_start "$1-s${fam}rr" 2 rr "$MESH_A" "$MESH_B" 8080 "$vip" 80 \
+			--client-port 40001
+		mesh_flow_start "$1-t${fam}rr" 2 rr "$MESH_A" "$MESH_B" 8081 "$vip2" 80 \
+			--client-port 40001
+		mesh_flow_wait "$1-s${fam}rr"
+		mesh_flow_wait "$1-t${fam}rr"
+		for n in "$1-s$fam" "$1-t$fam" "$1-s${fam}rr" "$1-t${fam}rr"; do
+			grep -Eq "client=[^ ]*:4000[01] " "$TMP/flow-$n.cli" ||
+				die "flow $n did not use its fixed client port: $(cat "$TMP/flow-$n.cli")"
+		done
+	done
+	mesh_sidecars_stop
+	# Both clients of a pair had the same port; the sidecar saw one of them on
+	# another (conntrack's remap), so each port appears once in its log.
+	for fam in "$MESH_A4" "\[$MESH_A6\]"; do
+		for dst in 40000 40001; do
+			n=$(grep -Ec "outbound: $fam:$dst -> " "$TMP/sc-$1-a.out")
+			[ "$n" -eq 1 ] ||
+				die "sidecar saw $n connections from $fam:$dst, expected 1 (no remap?)"
+		done
+	done
+	mesh_expect_conns "$1-a" outbound 8
+	[ "$1" = plain ] || log "(a) same port: redirected $(($(counter redirected_bytes) - r0))" \
+		"of $((MESH_LOCAL_BYTES - b0)) local-hop bytes"
+	# (b)
+	r0=$(counter redirected_bytes) b0=$MESH_LOCAL_BYTES
+	mesh_sidecar "$MESH_A" "$MESH_SC_CG" "$1-late" --uid 1337 --accept-delay 100
+	mesh_sidecar "$MESH_B" "$MESH_SC_CG" "$1-b2" --uid 1337
+	mesh_flows "$1-late" 2 "$MESH_A" "$MESH_B" 8080 "$MESH_VIP_B4" 80
+	mesh_sidecars_stop
+	[ "$1" = plain ] || log "(b) late accept: redirected $(($(counter redirected_bytes) - r0))" \
+		"of $((MESH_LOCAL_BYTES - b0)) local-hop bytes"
+}
+
+t_mesh_safety() {
+	mesh_setup
+	mesh_istio_rules "$MESH_A"
+	mesh_istio_rules "$MESH_B"
+	start_daemon
+	mesh_compare safety "A B" mesh_safety_pass
+}
