@@ -25,7 +25,13 @@
  *	        the map between the phases
  *
  * The lo packet counters (/sys/class/net/lo/statistics, the netns the driver runs in) are read
- * before the first socket is made and after the last is closed: the path proof.
+ * before the first socket is made and after the last is closed: the path proof. --dev reads
+ * another device's too (the veth of a remote peer).
+ *
+ * --server-netns puts the server end in another network namespace (bench/run.sh's remote
+ * modes: a peer over a veth, which loopless must leave alone): the listening sockets are made
+ * there, everything else stays in the driver's own, and both ends remain threads of this one
+ * process, so CPU time, CPU placement and the cgroup stay those of every other mode.
  *
  * Only the address given with --addr (and, for scale on 127.0.0.0/8, its neighbours in
  * 127.0.0.0/8) is ever used.
@@ -77,6 +83,7 @@
 #define SAMPLE_BYTES 1024
 #define SYNC_POLL_NS 10000000ULL
 #define LO_STATS "/sys/class/net/lo/statistics"
+#define SYS_NET "/sys/class/net/"
 
 enum workload { WL_RR, WL_STREAM, WL_CRR, WL_SCALE, WL_NR };
 enum transport { TR_TCP, TR_UNIX, TR_PIPE, TR_NR };
@@ -109,6 +116,8 @@ struct opts {
 	unsigned int rep;
 	double timeout;
 	bool nodelay_stream;
+	const char *server_netns; /* netns file the listeners are made in, or NULL */
+	const char *dev; /* device whose packet counters are reported besides lo, or NULL */
 };
 
 static struct opts o = {
@@ -161,6 +170,13 @@ static const char help_text[] =
 	"  -l, --listeners N     crr: listening sockets used in turn (default 8, at most 64)\n"
 	"      --nodelay         stream: set TCP_NODELAY too (default: Nagle on, as most bulk\n"
 	"                        senders leave it)\n"
+	"      --server-netns PATH\n"
+	"                        tcp (rr, stream, crr): make the listening sockets, so the\n"
+	"                        server ends, in the network namespace PATH (/run/netns/NAME);\n"
+	"                        the client ends stay in this process's own, --addr must be\n"
+	"                        reachable from it (a veth to PATH's netns)\n"
+	"      --dev NAME        also report the packet counters of device NAME (in this\n"
+	"                        netns) as dev_rx, dev_tx: the path proof of --server-netns\n"
 	"  -m, --mode NAME       label printed as \"mode\" (default: the transport)\n"
 	"      --rep N           repeat index printed as \"rep\"\n"
 	"      --timeout SEC     give up when a run takes this much longer than planned, or a\n"
@@ -170,7 +186,8 @@ static const char help_text[] =
 	"\n"
 	"Output: one JSON object; common keys mode, workload, transport, addr, size, rep,\n"
 	"duration_s, cpu_s (user+system of the process), host_busy_s (/proc/stat, all CPUs),\n"
-	"lo_rx, lo_tx (packet deltas of lo in this netns), eagain (spurious EAGAIN retries).\n"
+	"lo_rx, lo_tx (packet deltas of lo in this netns), eagain (spurious EAGAIN retries);\n"
+	"with --dev also dev, dev_rx, dev_tx.\n"
 	"  rr:     samples, p50_us, p90_us, p99_us, p999_us, mean_us, max_us, tps, cpu_us_per_rt\n"
 	"  stream: bytes, gbps, mbytes_s, cpu_s_per_gb, host_s_per_gb, lag_bytes (queued when\n"
 	"          the writer stopped), drain_ms (writer stop to reader EOF)\n"
@@ -186,7 +203,9 @@ static const char help_text[] =
 	"  loopless-bench stream --transport unix --size 64K --cpus 0,1\n"
 	"  loopless-bench crr --addr ::1 --duration 1 --mode lo6\n"
 	"  loopless-bench scale --addr 127.0.0.1 --pairs 100000 --sync-dir /tmp/sync\n"
-	"  ip netns exec NS loopless-bench rr --addr 203.0.113.1 --mode localip\n";
+	"  ip netns exec NS loopless-bench rr --addr 203.0.113.1 --mode localip\n"
+	"  ip netns exec NS loopless-bench crr --addr 198.18.10.2 --server-netns /run/netns/NS2 \\\n"
+	"      --dev veth0 --mode remote\n";
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -337,15 +356,22 @@ static uint64_t read_u64_file(const char *path)
 
 struct lo_stats {
 	uint64_t rx, tx;
+	uint64_t dev_rx, dev_tx; /* --dev */
 };
+
+static char dev_rx_path[64], dev_tx_path[64];
 
 static struct lo_stats lo_read(void)
 {
-	struct lo_stats s = { 0, 0 };
+	struct lo_stats s = { 0, 0, 0, 0 };
 
 	if (o.tr == TR_TCP) {
 		s.rx = read_u64_file(LO_STATS "/rx_packets");
 		s.tx = read_u64_file(LO_STATS "/tx_packets");
+	}
+	if (o.dev) {
+		s.dev_rx = read_u64_file(dev_rx_path);
+		s.dev_tx = read_u64_file(dev_tx_path);
 	}
 	return s;
 }
@@ -528,13 +554,29 @@ struct listener {
 
 static unsigned int unix_seq;
 
-/* A listener on @sa (TCP, port 0 allowed) or a fresh abstract AF_UNIX name. */
+/*
+ * --server-netns: a socket belongs for life to the netns of the thread that made it
+ * (__sys_socket() passes current->nsproxy->net_ns down to sk_alloc()), and an accepted socket
+ * to its listener's (sk_clone_lock() copies sk_net). So switching this thread's netns around socket() alone
+ * puts every server end there; setns(CLONE_NEWNET) changes only the calling thread, and the
+ * lo and --dev counters (read through /sys, whose view is fixed by the mount) are untouched.
+ */
+static int netns_client = -1, netns_server = -1;
+
+static void netns_enter(int fd, const char *what)
+{
+	if (fd >= 0 && setns(fd, CLONE_NEWNET))
+		fail("setns to %s: %s", what, strerror(errno));
+}
+
+/* A listener on @sa (TCP, port 0 allowed) or a fresh abstract AF_UNIX name; with
+ * --server-netns in that netns. */
 static void listener_open(struct listener *l, const struct sockaddr_storage *sa, socklen_t salen,
 			  bool nonblock)
 {
 	struct sockaddr_un *un = (struct sockaddr_un *)&l->sa;
 	char where[160];
-	int one = 1, fd;
+	int one = 1, fd, err;
 
 	if (o.tr == TR_UNIX) {
 		memset(&l->sa, 0, sizeof(l->sa));
@@ -546,10 +588,13 @@ static void listener_open(struct listener *l, const struct sockaddr_storage *sa,
 		memcpy(&l->sa, sa, salen);
 		l->salen = salen;
 	}
+	netns_enter(netns_server, o.server_netns);
 	fd = socket(l->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0),
 		    0);
+	err = errno;
+	netns_enter(netns_server >= 0 ? netns_client : -1, "the driver's own netns");
 	if (fd < 0)
-		fail("socket: %s", strerror(errno));
+		fail("socket: %s", strerror(err));
 	if (o.tr == TR_TCP)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&l->sa, l->salen))
@@ -693,17 +738,21 @@ static void print_common(const char *extra_fmt, ...) __attribute__((format(print
 static void print_common(const char *extra_fmt, ...)
 {
 	struct lo_stats lo1 = lo_read();
-	char extra[2048];
+	char extra[2048], dev[128] = "";
 	va_list ap;
 
 	va_start(ap, extra_fmt);
 	vsnprintf(extra, sizeof(extra), extra_fmt, ap);
 	va_end(ap);
+	if (o.dev)
+		snprintf(dev, sizeof(dev),
+			 "\"dev\":\"%s\",\"dev_rx\":%" PRIu64 ",\"dev_tx\":%" PRIu64 ",", o.dev,
+			 lo1.dev_rx - lo0.dev_rx, lo1.dev_tx - lo0.dev_tx);
 	printf("{\"mode\":\"%s\",\"workload\":\"%s\",\"transport\":\"%s\",\"addr\":\"%s\","
 	       "\"size\":%" PRIu64 ",\"rep\":%u,\"lo_rx\":%" PRIu64 ",\"lo_tx\":%" PRIu64
-	       ",\"eagain\":%" PRIu64 ",%s}\n",
+	       ",%s\"eagain\":%" PRIu64 ",%s}\n",
 	       o.mode, wl_names[o.wl], tr_names[o.tr], o.tr == TR_TCP ? o.addr : "", o.size, o.rep,
-	       lo1.rx - lo0.rx, lo1.tx - lo0.tx,
+	       lo1.rx - lo0.rx, lo1.tx - lo0.tx, dev,
 	       atomic_load_explicit(&eagain_seen, memory_order_relaxed), extra);
 	fflush(stdout);
 }
@@ -1425,6 +1474,8 @@ enum {
 	OPT_NODELAY,
 	OPT_REP,
 	OPT_TIMEOUT,
+	OPT_SERVER_NETNS,
+	OPT_DEV,
 };
 
 static const struct option long_opts[] = {
@@ -1444,6 +1495,8 @@ static const struct option long_opts[] = {
 	{ "mode", required_argument, NULL, 'm' },
 	{ "rep", required_argument, NULL, OPT_REP },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "server-netns", required_argument, NULL, OPT_SERVER_NETNS },
+	{ "dev", required_argument, NULL, OPT_DEV },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{},
@@ -1551,6 +1604,16 @@ static int parse_opts(int argc, char **argv)
 				return usage_error("--timeout: \"%s\" is not 1 to 86400 seconds",
 						   optarg);
 			break;
+		case OPT_SERVER_NETNS:
+			o.server_netns = optarg;
+			break;
+		case OPT_DEV:
+			/* A name, not a path: it goes into /sys/class/net/NAME/statistics. */
+			if (!label_ok(optarg) || strlen(optarg) >= 16 || optarg[0] == '.')
+				return usage_error("--dev: \"%s\" is not a network device name",
+						   optarg);
+			o.dev = optarg;
+			break;
 		case 'h':
 			fputs(help_text, stdout);
 			exit(0);
@@ -1577,6 +1640,8 @@ static int parse_opts(int argc, char **argv)
 		return usage_error("scale needs --transport tcp");
 	if (o.tr == TR_PIPE && o.wl == WL_CRR)
 		return usage_error("crr needs --transport tcp or unix");
+	if (o.server_netns && (o.tr != TR_TCP || o.wl == WL_SCALE))
+		return usage_error("--server-netns needs --transport tcp and rr, stream or crr");
 	if (!o.mode)
 		o.mode = tr_names[o.tr];
 	return 0;
@@ -1588,6 +1653,22 @@ int main(int argc, char **argv)
 
 	if (r)
 		return r;
+	if (o.server_netns) {
+		netns_server = open(o.server_netns, O_RDONLY | O_CLOEXEC);
+		if (netns_server < 0)
+			fail("--server-netns %s: %s", o.server_netns, strerror(errno));
+		netns_client = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+		if (netns_client < 0)
+			fail("cannot open this thread's netns: %s", strerror(errno));
+	}
+	if (o.dev) {
+		snprintf(dev_rx_path, sizeof(dev_rx_path), SYS_NET "%s/statistics/rx_packets",
+			 o.dev);
+		snprintf(dev_tx_path, sizeof(dev_tx_path), SYS_NET "%s/statistics/tx_packets",
+			 o.dev);
+		if (access(dev_rx_path, R_OK))
+			fail("--dev %s: no such device in this netns (%s)", o.dev, strerror(errno));
+	}
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGALRM, on_alarm);
 	setvbuf(stderr, NULL, _IONBF, 0);

@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # bench/run.sh: local TCP over 127.0.0.1, a local IP and ::1, with and without loopless
-# redirection, against AF_UNIX sockets and pipes. Every measurement is one run of
-# build/loopless-bench; modes are interleaved and repeated, medians and ratios to lo are
+# redirection, against AF_UNIX sockets and pipes, and (--modes remote,redirect-remote) what
+# loopless costs a peer in another netns that it must not accelerate. Every measurement is one
+# run of build/loopless-bench; modes are interleaved and repeated, medians and ratios to lo are
 # taken within the run. See bench/README.md for the method, --help for the options.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 PROG=run.sh
 
-ALL_MODES="lo redirect-lo localip redirect-localip lo6 redirect-lo6 uds pipe"
+# The default (quick) run takes its minute already; the remote modes would add 54
+# measurements (~11 s) to it, so they are asked for by name.
+DEFAULT_MODES="lo redirect-lo localip redirect-localip lo6 redirect-lo6 uds pipe"
+ALL_MODES="$DEFAULT_MODES remote redirect-remote"
 ALL_WORKLOADS="rr stream crr scale"
 LOCALIP=203.0.113.1 # TEST-NET-3, on a veth inside the bench's own netns only
 LOCALIP_PEER=203.0.113.2
+# remote: 198.18.0.0/15 (RFC 2544, benchmarking) on a veth between the bench netns (client)
+# and a second netns of its own (server). Never routed anywhere else.
+REMOTE_CLIENT=198.18.10.1
+REMOTE_SERVER=198.18.10.2
+REMOTE_DEV=llr0 # the client's end; llr1 is the server's
 
 usage() {
 	cat <<'EOF'
 Usage: bench/run.sh [OPTION]...
 Measure local TCP over 127.0.0.1, a local IP and ::1 with and without loopless redirection,
-against AF_UNIX stream sockets and pipes, in a network namespace, cgroup and bpffs pin
-directory of its own (all removed at the end, also on Ctrl-C). Needs root.
+against AF_UNIX stream sockets and pipes, and what loopless costs a peer in another netns
+(remote modes), in network namespaces, a cgroup and a bpffs pin directory of its own (all
+removed at the end, also on Ctrl-C). Needs root.
 
 Modes (--modes):
   lo                TCP over 127.0.0.1, not in the loopless cgroup (the baseline)
@@ -27,6 +37,12 @@ Modes (--modes):
   redirect-lo, redirect-localip, redirect-lo6
                     the same, run inside the cgroup looplessd is attached to
   uds               AF_UNIX stream sockets          pipe   a pair of pipes (rr, stream)
+  remote            TCP from the bench netns (198.18.10.1) to a server in a second netns
+                    (198.18.10.2) over a veth: a peer loopless must leave alone
+  redirect-remote   the same with both ends in the loopless cgroup: what loopless's
+                    programs cost connections they do not accelerate (goal: >= 0.97x remote)
+                    remote modes are not in the default run (they add ~11 s to it):
+                    --modes remote,redirect-remote (rr, stream, crr; not scale)
 Workloads (--workloads):
   rr      ping-pong latency p50/p99/p99.9 and transactions/s, 64 B, 1 KiB, 16 KiB
   stream  one-way throughput and CPU s/GB, writes of 64 B, 1 KiB, 16 KiB, 64 KiB, 1 MiB
@@ -38,7 +54,7 @@ Options:
   -q, --quick            the default: 0.1 s per measurement, 3 repeats, 1000 scale pairs;
                          the whole run takes well under a minute
   -f, --full             2 s per measurement, 5 repeats, 100000 scale pairs (~15 min)
-  -m, --modes LIST       comma-separated modes (default: all)
+  -m, --modes LIST       comma-separated modes (default: all but remote, redirect-remote)
   -w, --workloads LIST   comma-separated workloads (default: rr,stream,crr,scale)
   -s, --sizes LIST       message/write sizes for both rr and stream (64,1K,16K,...)
       --rr-sizes LIST    rr sizes only (default 64,1K,16K)
@@ -70,6 +86,8 @@ EXAMPLES
   bench/run.sh --full                          # the long run: medians of 5 x 2 s
   bench/run.sh --modes lo,redirect-lo --workloads rr --sizes 64 --duration 5 --repeat 7
   bench/run.sh --workloads stream --stream-sizes 64,64K --cpus split
+  bench/run.sh --modes remote,redirect-remote --workloads crr,stream --stream-sizes 64,64K \
+      --duration 1 --repeat 5
   bench/run.sh --workloads scale --pairs 100000 --out /tmp/scale
   make bench BENCH_ARGS="--full --out /tmp/bench-full"
 EOF
@@ -151,7 +169,7 @@ sizes_to_bytes() {
 	echo "${out# }"
 }
 
-MODES=$(check_list modes "${O_MODES:-${ALL_MODES// /,}}" "$ALL_MODES") || exit 2
+MODES=$(check_list modes "${O_MODES:-${DEFAULT_MODES// /,}}" "$ALL_MODES") || exit 2
 WORKLOADS=$(check_list workloads "${O_WORKLOADS:-${ALL_WORKLOADS// /,}}" "$ALL_WORKLOADS") ||
 	exit 2
 SCALE_MODES=$(check_list scale-modes "${O_SCALE_MODES:-lo,redirect-lo}" \
@@ -220,9 +238,11 @@ JSONL="$TMP/samples.jsonl"
 
 need_redirect=0
 need_localip=0
+need_remote=0
 for m in $MODES; do
 	case $m in redirect-*) need_redirect=1 ;; esac
 	case $m in *localip) need_localip=1 ;; esac
+	case $m in *remote) need_remote=1 ;; esac
 done
 if [ $need_localip = 1 ]; then
 	# Both veth ends stay inside $NS: the address is local to the netns and nothing
@@ -233,23 +253,45 @@ if [ $need_localip = 1 ]; then
 		ip -n "$NS" link set llb0 up && ip -n "$NS" link set llb1 up ||
 		fatal "cannot set up the veth pair for localip in $NS"
 fi
+REMOTE_NS=
+if [ $need_remote = 1 ]; then
+	# The server's netns, registered with the lib so its EXIT trap deletes it (and with it
+	# the veth) on every exit. The driver makes its listeners there (--server-netns) and
+	# stays in $NS itself: one process, the same cgroup and CPU accounting as every mode.
+	add_netns remote
+	REMOTE_NS=$NEW_NS
+	ip -n "$NS" link add $REMOTE_DEV type veth peer name llr1 netns "$REMOTE_NS" &&
+		ip -n "$NS" addr add $REMOTE_CLIENT/24 dev $REMOTE_DEV &&
+		ip -n "$REMOTE_NS" addr add $REMOTE_SERVER/24 dev llr1 &&
+		ip -n "$NS" link set $REMOTE_DEV up && ip -n "$REMOTE_NS" link set llr1 up ||
+		fatal "cannot set up the veth pair between $NS and $REMOTE_NS"
+	[ -e "/run/netns/$REMOTE_NS" ] || fatal "/run/netns/$REMOTE_NS is missing"
+fi
 MAX_SOCKETS=262144
 [ $((PAIRS * 2 + 4096)) -le $MAX_SOCKETS ] || MAX_SOCKETS=$((PAIRS * 2 + 4096))
+LL_COUNTERS='[]'
 if [ $need_redirect = 1 ]; then
 	printf '[daemon]\ncgroup = %s\nmax_sockets = %d\n' "$CG" "$MAX_SOCKETS" \
 		>"$TMP/looplessd.conf"
 	start_daemon --config "$TMP/looplessd.conf"
+	# The counters this looplessd has: every one is recorded per measurement (as deltas).
+	LL_COUNTERS=$("$LOOPLESS" --pin-dir "$PIN" stats --json | jq -c 'keys') ||
+		fatal "loopless stats --json failed"
 fi
 
 # ---- the job list --------------------------------------------------------------------------
 
-# mode_def MODE: M_TR (transport), M_ADDR, M_CG (cgroup to run in, empty for none).
+# mode_def MODE: M_TR (transport), M_ADDR, M_CG (cgroup to run in, empty for none), M_SRV_NS
+# (netns file the server ends are made in, empty for the bench netns), M_DEV (a device besides
+# lo whose packets prove the path).
 mode_def() {
-	M_TR=tcp M_ADDR='' M_CG=''
+	M_TR=tcp M_ADDR='' M_CG='' M_SRV_NS='' M_DEV=''
 	case $1 in
 	lo | redirect-lo) M_ADDR=127.0.0.1 ;;
 	localip | redirect-localip) M_ADDR=$LOCALIP ;;
 	lo6 | redirect-lo6) M_ADDR=::1 ;;
+	remote | redirect-remote)
+		M_ADDR=$REMOTE_SERVER M_SRV_NS=/run/netns/$REMOTE_NS M_DEV=$REMOTE_DEV ;;
 	uds) M_TR=unix ;;
 	pipe) M_TR=pipe ;;
 	esac
@@ -310,11 +352,20 @@ human_size() {
 
 # ---- running one measurement ---------------------------------------------------------------
 
-# read_stats: "redirected_bytes passed_bytes tcp_pinned sockets_inserted insert_errors
-# fallbacks fallbacks_small returns"
-read_stats() {
-	"$LOOPLESS" --pin-dir "$PIN" stats --json 2>/dev/null |
-		jq -r '"\(.redirected_bytes) \(.passed_bytes) \(.tcp_pinned) \(.sockets_inserted) \(.insert_errors) \(.fallbacks) \(.fallbacks_small) \(.returns)"'
+# read_stats: loopless's counters, one JSON object.
+read_stats() { "$LOOPLESS" --pin-dir "$PIN" stats --json 2>/dev/null; }
+# The counters a sample carries at its top level (the summary, CSV and tests read them);
+# "counters" holds the delta of every one this looplessd has, whatever their names (one,
+# "pairs", would clash with a field of the driver's).
+TOP_COUNTERS='["redirected_bytes", "passed_bytes", "tcp_pinned", "sockets_inserted",
+	"insert_errors", "fallbacks", "fallbacks_small", "returns", "skipped_remote",
+	"provisional_left"]'
+# counter_deltas BEFORE AFTER: the counters' part of a sample, ',"name":delta,...'.
+counter_deltas() {
+	jq -nrc --argjson a "$1" --argjson b "$2" --argjson top "$TOP_COUNTERS" '
+		($b | with_entries(.value -= ($a[.key] // 0))) as $d
+		| ([$top[] | select($d[.] != null) | ",\"\(.)\":\($d[.])"] | join(""))
+		  + ",\"counters\":\($d | tojson)"'
 }
 map_sockets() { "$LOOPLESS" --pin-dir "$PIN" status --json 2>/dev/null | jq -r '.sockets'; }
 
@@ -340,17 +391,19 @@ record_error() {
 
 run_job() { # run_job SEQ
 	local j=$1 wl=${J_WL[$1]} size=${J_SIZE[$1]} mode=${J_MODE[$1]} rep=${J_REP[$1]}
-	local args s0=() s1=() out err rc extra pid sd base t0 status sockets max memlock
+	local args s0='' s1 out err rc extra pid sd base t0 status sockets max memlock
 	local r_mid r_end empty_s empty
 	mode_def "$mode"
 	args=("$BENCH" "$wl" --transport "$M_TR" --mode "$mode" --rep "$rep")
 	[ "$M_TR" = tcp ] && args+=(--addr "$M_ADDR")
+	[ -n "$M_SRV_NS" ] && args+=(--server-netns "$M_SRV_NS")
+	[ -n "$M_DEV" ] && args+=(--dev "$M_DEV")
 	[ -n "$CPUS" ] && args+=(--cpus "$CPUS")
 	case $wl in
 	scale) args+=(--pairs "$PAIRS") ;;
 	*) args+=(--size "$size" --duration "$DURATION") ;;
 	esac
-	[ -n "$DAEMON_PID" ] && [ "$M_TR" = tcp ] && read -r -a s0 <<<"$(read_stats)"
+	[ -n "$DAEMON_PID" ] && [ "$M_TR" = tcp ] && s0=$(read_stats)
 
 	if [ "$wl" = scale ]; then
 		# The driver stops twice so the map can be read with the pairs open.
@@ -367,11 +420,11 @@ run_job() { # run_job SEQ
 				max=$(jq -r .max_sockets <<<"$status")
 				memlock=$(bpftool map show pinned "$PIN/sock_hash" -j 2>/dev/null |
 					jq -r '.bytes_memlock // "null"' 2>/dev/null)
-				r_mid=$(read_stats | cut -d' ' -f1)
+				r_mid=$(read_stats | jq .redirected_bytes)
 			fi
 			touch "$sd/go-sample"
 			if wait_file "$sd/sampled" $pid; then
-				[ -n "$DAEMON_PID" ] && r_end=$(read_stats | cut -d' ' -f1)
+				[ -n "$DAEMON_PID" ] && r_end=$(read_stats | jq .redirected_bytes)
 				touch "$sd/go-close"
 			fi
 		fi
@@ -403,12 +456,8 @@ run_job() { # run_job SEQ
 		record_error "$j" "$wl" "$size" "$mode" "$rep" "${err:-exit status $rc, no output}"
 		return
 	fi
-	if [ ${#s0[@]} = 8 ]; then
-		read -r -a s1 <<<"$(read_stats)"
-		extra+=",\"redirected_bytes\":$((s1[0] - s0[0])),\"passed_bytes\":$((s1[1] - s0[1]))"
-		extra+=",\"tcp_pinned\":$((s1[2] - s0[2])),\"sockets_inserted\":$((s1[3] - s0[3]))"
-		extra+=",\"insert_errors\":$((s1[4] - s0[4])),\"fallbacks\":$((s1[5] - s0[5]))"
-		extra+=",\"fallbacks_small\":$((s1[6] - s0[6])),\"returns\":$((s1[7] - s0[7]))"
+	if [ -n "$s0" ] && s1=$(read_stats) && [ -n "$s1" ]; then
+		extra+=$(counter_deltas "$s0" "$s1")
 	fi
 	echo "${out%\}},\"seq\":$j${extra}}" >>"$JSONL"
 }
@@ -478,12 +527,13 @@ jq -n --slurpfile s "$JSONL" \
 	--argjson repeat "$REPEAT" --arg modes "$MODES" --arg workloads "$WORKLOADS" \
 	--arg rr "$RR_BYTES" --arg stream "$STREAM_BYTES" --arg cpus "$CPUS" --arg placement "$PLACEMENT" \
 	--argjson pairs "$PAIRS" --arg scale_modes "$SCALE_MODES" --arg args "$ARGS_STR" \
-	--argjson max_sockets "$MAX_SOCKETS" '
+	--argjson max_sockets "$MAX_SOCKETS" --argjson counters "$LL_COUNTERS" '
 	def words: split(" ") | map(select(. != ""));
 	{
 	  machine: { kernel: $kernel, cpu_model: $cpu, cores: $cores, mem_total_kb: $mem,
 	             host: $host, loopless_version: $version, git: $commit, date: $date,
-	             loadavg_start: $load0, loadavg_end: $load1, elapsed_s: $elapsed },
+	             loadavg_start: $load0, loadavg_end: $load1, elapsed_s: $elapsed,
+	             loopless_counters: $counters },
 	  options: { preset: $preset, duration_s: $duration, warmup_s: $warmup, repeat: $repeat,
 	             modes: ($modes | words), workloads: ($workloads | words),
 	             rr_sizes: ($rr | words | map(tonumber)),
@@ -513,11 +563,18 @@ jq '
 		p50_us: st(.p50_us), p99_us: st(.p99_us), p999_us: st(.p999_us), tps: st(.tps),
 		gbps: st(.gbps), cpu_s_per_gb: st(.cpu_s_per_gb), host_s_per_gb: st(.host_s_per_gb),
 		cpu_us_per_rt: st(.cpu_us_per_rt), cps: st(.cps), cpu_us_per_conn: st(.cpu_us_per_conn),
+		host_us_per_rt: st(if .workload == "rr" and .samples > 0 then .host_busy_s * 1e6 / .samples
+			else null end),
+		host_us_per_conn: st(if .conns then .host_busy_s * 1e6 / .conns else null end),
 		lo_rx: st(.lo_rx), lo_tx: st(.lo_tx),
 		lo_rx_per_conn: st(if .conns then .lo_rx / .conns else null end),
+		dev_rx: st(.dev_rx), dev_tx: st(.dev_tx),
+		dev_rx_per_conn: st(if .conns and .dev_rx then .dev_rx / .conns else null end),
 		lag_bytes: st(.lag_bytes), eagain: st(.eagain),
 		redirected_bytes: st(.redirected_bytes), passed_bytes: st(.passed_bytes),
 		tcp_pinned: st(.tcp_pinned), insert_errors: st(.insert_errors),
+		sockets_inserted: st(.sockets_inserted), skipped_remote: st(.skipped_remote),
+		provisional_left: st(.provisional_left),
 		fallbacks: st(.fallbacks), fallbacks_small: st(.fallbacks_small), returns: st(.returns),
 		pairs: st(.pairs), insert_rate: st(.insert_rate), close_rate: st(.close_rate),
 		kb_per_pair: st(.kb_per_pair), map_sockets: st(.map_sockets),
@@ -540,7 +597,7 @@ jq '
 ' "$OUT/results.raw.json" >"$OUT/results.json" || fatal "cannot aggregate results"
 rm -f "$OUT/results.raw.json"
 
-CSV_COLS="seq rep mode workload size transport addr duration_s samples p50_us p90_us p99_us p999_us mean_us max_us tps cpu_us_per_rt bytes gbps mbytes_s cpu_s host_busy_s cpu_s_per_gb host_s_per_gb lag_bytes drain_ms conns cps cpu_us_per_conn pairs procs connect_s insert_rate close_rate mem_kb kb_per_pair map_sockets max_sockets map_memlock sample_bytes sample_redirected_bytes sample_lo_rx sample_lo_tx map_empty map_empty_s lo_rx lo_tx eagain redirected_bytes passed_bytes tcp_pinned sockets_inserted insert_errors fallbacks fallbacks_small returns error"
+CSV_COLS="seq rep mode workload size transport addr duration_s samples p50_us p90_us p99_us p999_us mean_us max_us tps cpu_us_per_rt bytes gbps mbytes_s cpu_s host_busy_s cpu_s_per_gb host_s_per_gb lag_bytes drain_ms conns cps cpu_us_per_conn pairs procs connect_s insert_rate close_rate mem_kb kb_per_pair map_sockets max_sockets map_memlock sample_bytes sample_redirected_bytes sample_lo_rx sample_lo_tx map_empty map_empty_s lo_rx lo_tx dev dev_rx dev_tx eagain redirected_bytes passed_bytes tcp_pinned sockets_inserted insert_errors skipped_remote provisional_left fallbacks fallbacks_small returns error"
 jq -r --arg cols "$CSV_COLS" '($cols | split(" ")) as $c
 	| ($c | @csv), (.samples[] | [.[$c[]]] | @csv)' "$OUT/results.json" >"$OUT/results.csv"
 
@@ -557,6 +614,10 @@ jq -r '
 		"\(. / 1024 | floor) KiB" else "\(.) B" end;
 	def x: if . == null then "–" else fx(2) + "×" end;
 	def span(f; d): if f == null then "–" else "\(f.min | fx(d))–\(f.max | fx(d))" end;
+	# The path proof: lo packets, and for the remote modes the veth packets, which carry them.
+	def pkts: "\(.lo_rx.med | fx(0))" + (if .dev_rx then " (veth \(.dev_rx.med | fx(0)))" else "" end);
+	def pkts_conn: "\(.lo_rx_per_conn.med | fx(1))"
+		+ (if .dev_rx_per_conn then " (veth \(.dev_rx_per_conn.med | fx(1)))" else "" end);
 	.options as $o | .machine as $m | .aggregate as $agg
 	| ($o.modes) as $order
 	| def rows(w): [$agg[] | select(.workload == w)]
@@ -576,7 +637,10 @@ jq -r '
 	"Every figure is the median over the repeats. × lo: this mode / lo, × plain: redirect-X / X,"
 	+ " both medians of this run. lo pkts: packets the bench netns lo device received per"
 	+ " measurement (median), the path proof: thousands on the TCP path, a handful when"
-	+ " redirected (handshake and teardown).",
+	+ " redirected (handshake and teardown)"
+	+ (if ($o.modes | index("remote")) or ($o.modes | index("redirect-remote")) then
+	   "; remote modes cross a veth, not lo: its received packets are in parentheses" else "" end)
+	+ ".",
 	"",
 	(if (rows("rr") | length) > 0 then
 	"## rr: request/response, one round trip (µs; lower is better)", "",
@@ -584,21 +648,54 @@ jq -r '
 	"|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
 	(rows("rr")[] | "| \(.size | sz) | \(.mode) | \(.p50_us.med | fx(1)) | \(.ratio_lo | x) | "
 	 + "\(.ratio_plain | x) | \(.p99_us.med | fx(1)) | \(.p999_us.med | fx(1)) | "
-	 + "\(.tps.med | fx(0)) | \(span(.p50_us; 1)) | \(.lo_rx.med | fx(0)) |"), "" else empty end),
+	 + "\(.tps.med | fx(0)) | \(span(.p50_us; 1)) | \(pkts) |"), "" else empty end),
 	(if (rows("stream") | length) > 0 then
 	"## stream: one-way throughput (Gbit/s; higher is better) and CPU (s per GB, both ends)", "",
 	"| write | mode | Gbit/s | × lo | × plain | Gbit/s min–max | CPU s/GB | host CPU s/GB | lo pkts |",
 	"|---:|---|---:|---:|---:|---:|---:|---:|---:|",
 	(rows("stream")[] | "| \(.size | sz) | \(.mode) | \(.gbps.med | fx(2)) | \(.ratio_lo | x) | "
 	 + "\(.ratio_plain | x) | \(span(.gbps; 2)) | \(.cpu_s_per_gb.med | fx(2)) | "
-	 + "\(.host_s_per_gb.med | fx(2)) | \(.lo_rx.med | fx(0)) |"), "" else empty end),
+	 + "\(.host_s_per_gb.med | fx(2)) | \(pkts) |"), "" else empty end),
 	(if (rows("crr") | length) > 0 then
 	"## crr: connect, 64 B request and response, close (connections/s; higher is better)", "",
 	"| mode | conn/s | × lo | × plain | conn/s min–max | µs per conn (p50) | CPU µs/conn | lo pkts/conn |",
 	"|---|---:|---:|---:|---:|---:|---:|---:|",
 	(rows("crr")[] | "| \(.mode) | \(.cps.med | fx(0)) | \(.ratio_lo | x) | \(.ratio_plain | x) | "
 	 + "\(span(.cps; 0)) | \(.p50_us.med | fx(1)) | \(.cpu_us_per_conn.med | fx(1)) | "
-	 + "\(.lo_rx_per_conn.med | fx(1)) |"), "" else empty end),
+	 + "\(pkts_conn) |"), "" else empty end),
+	# remote: one row per workload and size both remote modes ran, in the metric where
+	# higher is better for all three (rr: transactions/s, not p50), so one goal fits.
+	(def rmt(w; s; md): [$agg[] | select(.workload == w and .size == s and .mode == md)] | .[0];
+	 def rx(a; b): if a == null or b == null or b == 0 then "–" else (a / b | fx(2)) + "×" end;
+	 [$agg[] | select(.mode == "remote") | [.workload, .size]] | unique
+	 | map(. as [$w, $s] | select(rmt($w; $s; "redirect-remote") != null)) as $keys
+	 | if ($keys | length) == 0 then empty else
+	"## remote: a peer in another netns, which loopless leaves alone (goal: redirect-remote ≥ 0.97 × remote)", "",
+	"Client in the bench netns, server in a second one, over a veth. remote: both ends"
+	+ " outside the loopless cgroup; redirect-remote:"
+	+ " inside it, so the loopless programs see every connection and must leave it on TCP."
+	+ " × is redirect-remote / remote, medians of this run (rr: transactions/s, stream: Gbit/s,"
+	+ " crr: connections/s; higher is better). CPU: both ends, per round trip (µs), per GB (s),"
+	+ " per connection (µs); lower is better. host CPU ×: the same ratio for the busy time of"
+	+ " all CPUs (/proc/stat), which also holds work done outside the driver (kworkers, softirq"
+	+ " on the other CPU) and other tenants. loopless, redirect-remote, per measurement"
+	+ " (medians): sockets it put in its map / of them, client ends that left it again at their"
+	+ " first incoming segment (provisional_left) / sockets it skipped as remote / bytes it"
+	+ " redirected (must be 0).", "",
+	"| workload | size | remote | redirect-remote | × | remote min–max | redirect-remote min–max | CPU remote | CPU redirect-remote | CPU × | host CPU × | veth pkts remote / redirect-remote | loopless |",
+	"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+	($keys[] as [$w, $s] | rmt($w; $s; "remote") as $p | rmt($w; $s; "redirect-remote") as $l
+	 | {rr: ["tps", 0, "cpu_us_per_rt", 1, "dev_rx", 0, "trans/s", "host_us_per_rt"],
+	    stream: ["gbps", 2, "cpu_s_per_gb", 3, "dev_rx", 0, "Gbit/s", "host_s_per_gb"],
+	    crr: ["cps", 0, "cpu_us_per_conn", 1, "dev_rx_per_conn", 1, "conn/s", "host_us_per_conn"]}[$w]
+	   as [$k, $kd, $c, $cd, $pk, $pd, $unit, $h]
+	 | "| \($w) (\($unit)) | \($s | sz) | \($p[$k].med | fx($kd)) | \($l[$k].med | fx($kd)) | "
+	   + "\(rx($l[$k].med; $p[$k].med)) | \(span($p[$k]; $kd)) | \(span($l[$k]; $kd)) | "
+	   + "\($p[$c].med | fx($cd)) | \($l[$c].med | fx($cd)) | \(rx($l[$c].med; $p[$c].med)) | "
+	   + "\(rx($l[$h].med; $p[$h].med)) | "
+	   + "\($p[$pk].med | fx($pd)) / \($l[$pk].med | fx($pd)) | "
+	   + "\($l.sockets_inserted.med | fx(0)) / \($l.provisional_left.med | fx(0)) / "
+	   + "\($l.skipped_remote.med | fx(0)) / \($l.redirected_bytes.med | fx(0)) |"), "" end),
 	(if (rows("scale") | length) > 0 then
 	"## scale: concurrent connected pairs", "",
 	"| mode | pairs | connects/s | closes/s | map entries (of max) | KB per pair | sample bytes redirected | sample lo pkts | map empty after close |",
@@ -623,6 +720,8 @@ jq -r '
 		  elif (op == "≤" and v <= target) or (op == "≥" and v >= target) then "met"
 		  else "**missed**" end) + " |";
 	def ratio(a; b): if a == null or b == null or b == 0 then null else a / b end;
+	def sz: if . >= 1048576 then "\(. / 1048576 | floor) MiB" elif . >= 1024 then
+		"\(. / 1024 | floor) KiB" else "\(.) B" end;
 	"## Goals", "",
 	"| goal | measured (medians, this run) | target | status |", "|---|---|---|---|",
 	goal("rr 64 B p50: redirect-lo / lo"; ratio(med("rr"; 64; "redirect-lo"; "p50_us");
@@ -643,6 +742,21 @@ jq -r '
 	goal("crr: redirect-localip / localip"; ratio(med("crr"; 64; "redirect-localip"; "cps");
 		med("crr"; 64; "localip"; "cps")); "≥"; 0.95;
 		"\(med("crr"; 64; "redirect-localip"; "cps") | fx(0)) vs \(med("crr"; 64; "localip"; "cps") | fx(0)) conn/s"),
+	# What loopless costs the traffic it does not accelerate: at most 3%, every workload.
+	([$a[] | select(.mode == "remote") | [.workload, .size]] | unique) as $rk
+	| (if ($rk | length) == 0 then
+		goal("remote: redirect-remote / remote (run with --modes remote,redirect-remote)";
+			null; "≥"; 0.97; "")
+	   else ($rk[] as [$w, $s]
+		| {rr: ["tps", 0, "trans/s", "cpu_us_per_rt", 1, "µs/round trip"],
+		   stream: ["gbps", 2, "Gbit/s", "cpu_s_per_gb", 3, "s/GB"],
+		   crr: ["cps", 0, "conn/s", "cpu_us_per_conn", 1, "µs/conn"]}[$w]
+		  as [$k, $kd, $unit, $c, $cd, $cunit]
+		| goal("remote \($w) \($s | sz): redirect-remote / remote";
+			ratio(med($w; $s; "redirect-remote"; $k); med($w; $s; "remote"; $k)); "≥"; 0.97;
+			"\(med($w; $s; "redirect-remote"; $k) | fx($kd)) vs \(med($w; $s; "remote"; $k) | fx($kd)) \($unit);"
+			+ " CPU \(med($w; $s; "redirect-remote"; $c) | fx($cd)) vs \(med($w; $s; "remote"; $c) | fx($cd)) \($cunit)"))
+	   end),
 	([$a[] | select(.workload == "scale" and .mode == "redirect-lo")] | .[0]) as $s
 	| "| 100 000 live pairs (redirect-lo) | "
 	  + (if $s == null then "not measured | ≥ 100000 | – |" else
@@ -658,7 +772,11 @@ jq -r '
 
 # Anomalies worth a look: datapath quirks seen in redirect modes, failed measurements.
 jq -r '
-	[.samples[] | select(.error == null and (.mode | startswith("redirect-")))] as $r
+	# redirect-remote is not accelerated on purpose: it has a line of its own.
+	[.samples[] | select(.error == null and (.mode | startswith("redirect-"))
+	 and .mode != "redirect-remote")] as $r
+	| [.samples[] | select(.error == null and .mode == "redirect-remote")] as $rr
+	| .machine.loopless_counters as $cn
 	| [.samples[] | select(.error != null)] as $e
 	| "## Datapath notes", "",
 	"- redirect modes: \($r | length) measurements; bytes that took the TCP path: "
@@ -668,6 +786,14 @@ jq -r '
 	  + " \([$r[] | .insert_errors // 0] | add // 0)); spurious EAGAIN on blocking"
 	  + " reads: \([$r[] | .eagain // 0] | add // 0); most lo packets in one rr/stream"
 	  + " measurement: \([$r[] | select(.workload == "rr" or .workload == "stream") | .lo_rx] | max // "–").",
+	(if ($rr | length) == 0 then empty else
+	 ([$rr[] | .redirected_bytes // 0] | add) as $rb
+	 | "- redirect-remote: \($rr | length) measurements; loopless counters summed over them"
+	   + " (non-zero only): " + ([$cn[] as $k | [$rr[] | .counters[$k] // 0] | add | select(. != 0)
+	      | "\($k) \(.)"] | if length == 0 then "none" else join(", ") end)
+	   + (if $rb == 0 then "; no byte redirected, as it must be (the peer is in another netns)."
+	      else "; **\($rb) bytes redirected to a peer in another netns: a datapath bug**." end)
+	 end),
 	([$r[] | select(.workload == "stream")] | max_by(.lag_bytes) // null) as $l
 	| if $l == null then empty else
 	  "- largest backlog when a redirected stream writer stopped (written, not yet read):"
@@ -734,6 +860,7 @@ modes_rr = "${modes_rr# }"
 modes_st = "${modes_st# }"
 # One colour per address, solid = loopless redirect (and uds), dashed = plain TCP.
 color(m) = (strstrt(m, "localip") ? "#2ca02c" : strstrt(m, "lo6") ? "#9467bd" : \\
+	strstrt(m, "remote") ? "#d62728" : \\
 	strstrt(m, "lo") ? "#1f77b4" : m eq "uds" ? "#ff7f0e" : "#7f7f7f")
 dash(m) = (strstrt(m, "redirect-") ? 1 : m eq "uds" ? 1 : m eq "pipe" ? 3 : 2)
 set logscale x 2

@@ -1116,6 +1116,33 @@ t_bench_smoke() {
 	done
 	grep '^| rr 64 B p50: redirect-lo\|^| stream 64 KiB\|^| crr: redirect-lo' "$TMP/summary.txt" |
 		while read -r m; do log "$m"; done
+	# The remote modes, asked for by name: a server in a second netns over a
+	# veth. loopless sees every redirect-remote connection and redirects none
+	# of it; the traffic crosses the veth, not lo; remote is out of its reach.
+	bench/run.sh --quick --build "$BUILD" --modes remote,redirect-remote --sizes 64K \
+		--workloads rr,stream,crr --duration 0.03 --repeat 2 --no-plots --out "$out-remote" \
+		>"$TMP/summary-remote.txt" 2>"$TMP/bench-remote.err" ||
+		die "bench/run.sh (remote) failed: $(grep -v '^\[' "$TMP/bench-remote.err" | tail -3)"
+	n=$(jq '[.samples[] | select(.error == null)] | length' "$out-remote/results.json")
+	[ "$n" -eq 12 ] || die "remote: $n of 12 measurements succeeded"
+	jq -e '[.aggregate[] | select(.mode == "redirect-remote")]
+		| length == 3 and all(.ratio_plain != null)' "$out-remote/results.json" >/dev/null ||
+		die "remote: redirect-remote aggregates or their ratios to remote missing"
+	jq -e '[.samples[] | select(.mode == "redirect-remote")] | all(.redirected_bytes == 0)' \
+		"$out-remote/results.json" >/dev/null ||
+		die "remote: loopless redirected bytes to a peer in another netns"
+	jq -e '[.samples[]] | all(.dev_rx > 0 and .lo_rx <= 20)' "$out-remote/results.json" \
+		>/dev/null || die "remote: the traffic did not cross the veth"
+	# Seen: put in the map (provisionally) or skipped, at least once per connection.
+	jq -e '[.samples[] | select(.workload == "crr")]
+		| all(((.sockets_inserted // 0) + (.skipped_remote // 0)) as $seen
+		      | if .mode == "redirect-remote" then $seen >= .conns else $seen == 0 end)' \
+		"$out-remote/results.json" >/dev/null ||
+		die "remote: loopless did not see every redirect-remote connection, or saw remote ones"
+	grep -q '^## remote' "$TMP/summary-remote.txt" &&
+		grep -q '^| remote crr 64 B: redirect-remote / remote ' "$TMP/summary-remote.txt" ||
+		die "summary lacks the remote table or its goal"
+	grep '^| remote crr' "$TMP/summary-remote.txt" | while read -r m; do log "$m"; done
 	after=$(ip netns list | grep -c '^loopless-bench-')
 	[ "$after" -le "$before" ] || die "bench/run.sh left a network namespace behind"
 }
