@@ -138,12 +138,18 @@ static __always_inline bool zerocopy_on(struct bpf_sock *sk)
 
 /* The device a server end's final ACK came in on (inet_sk_rx_dst_set(),
  * called for the child socket in tcp_v4_syn_recv_sock() and
- * tcp_v6_syn_recv_sock()). */
-static __always_inline __u32 rx_ifindex(struct bpf_sock *sk)
+ * tcp_v6_syn_recv_sock()), or the one a client end's SYN-ACK came in on
+ * (tcp_finish_connect(); 0 when it was processed from the backlog). */
+static __always_inline __u32 rx_ifindex(struct tcp_sock *tp)
 {
-	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
-
 	return tp ? tp->inet_conn.icsk_inet.sk.sk_rx_dst_ifindex : 0;
+}
+
+/* The MSS the peer's SYN or SYN-ACK advertised (tcp_parse_options()), as
+ * clamped by TCP_MAXSEG. */
+static __always_inline __u32 peer_mss(struct tcp_sock *tp)
+{
+	return tp ? tp->rx_opt.mss_clamp : 0;
 }
 
 static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 flags, bool active)
@@ -151,6 +157,7 @@ static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 f
 	struct ll_sock_ref ref = {}, *client = NULL;
 	struct ll_key key, peer;
 	struct ll_sk_state *st;
+	struct tcp_sock *tp;
 	struct bpf_sock *sk;
 	__u64 cookie;
 	long err;
@@ -182,7 +189,8 @@ static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 f
 		ll_key_mirror(&peer, &key);
 		client = bpf_map_lookup_elem(&peers, &peer);
 	}
-	switch (ll_admit(active, active ? 0 : rx_ifindex(sk), client != NULL,
+	tp = bpf_skc_to_tcp_sock(sk);
+	switch (ll_admit(active, rx_ifindex(tp), peer_mss(tp), client != NULL,
 			 client ? client->peer_cookie : 0)) {
 	case LL_ADMIT_PROVISIONAL:
 	case LL_ADMIT_PAIR:

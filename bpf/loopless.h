@@ -235,15 +235,27 @@ static inline void ll_key_mirror(struct ll_key *peer, const struct ll_key *k)
 /* lo's ifindex in every network namespace (LOOPBACK_IFINDEX). */
 #define LL_LOOPBACK_IFINDEX 1
 
+/* The smallest MSS a peer on lo advertises (see ll_admit()). */
+#define LL_LO_MSS_MIN 16384
+
 /*
  * Who enters the map at establishment, as a pure function of what sockops
  * sees there.
  *
- * The client end (ACTIVE_ESTABLISHED) cannot tell where its SYN-ACK came
- * from (sk_rx_dst_ifindex is still 0 there: on lo the SYN-ACK is processed
- * from the backlog, where tcp_add_backlog() dropped its dst), so it enters
- * provisionally and leaves at its first incoming segment unless a server
- * end claimed it by then (ll_provisional_stays).
+ * The client end (ACTIVE_ESTABLISHED) mostly cannot tell where its SYN-ACK
+ * came from: on lo the SYN-ACK is processed from the backlog (connect()
+ * still holds the socket), where tcp_add_backlog() dropped its dst, so
+ * sk_rx_dst_ifindex is still 0 (inet_sk_rx_dst_set() needs the dst). It
+ * then enters provisionally and leaves at its first incoming segment unless
+ * a server end claimed it by then (ll_provisional_stays). Two facts of the
+ * handshake spare a remote peer's client end the insert and the leave:
+ * - @rx_ifindex: when the SYN-ACK was processed at once, as from a peer a
+ *   network round trip away, it names the device; not lo means not a pair.
+ * - @peer_mss, the MSS the SYN-ACK advertised (rx_opt.mss_clamp): a server
+ *   on this namespace's lo derives it from lo's MTU (65536: MSS 65483), a
+ *   peer behind any other device from that device's (1500, 9000 with
+ *   jumbo frames). Below LL_LO_MSS_MIN the peer is not on lo (or an MSS is
+ *   clamped on purpose: TCP_MAXSEG, TCPMSS); either way not paired.
  *
  * The server end (PASSIVE_ESTABLISHED) enters only when its final ACK came
  * over lo (@rx_ifindex, sk_rx_dst_ifindex: the client is in this netns,
@@ -255,16 +267,19 @@ static inline void ll_key_mirror(struct ll_key *peer, const struct ll_key *k)
 enum ll_admit {
 	LL_ADMIT_PROVISIONAL, /* client end: enter, decide at the first segment */
 	LL_ADMIT_PAIR, /* server end: enter and claim the client end */
-	LL_SKIP_REMOTE, /* server end: the handshake did not come over lo */
+	LL_SKIP_REMOTE, /* the handshake did not come over lo */
 	LL_SKIP_NO_PEER, /* server end: no client end in the map */
 	LL_SKIP_COLLISION, /* server end: the client end is claimed already */
 };
 
-static inline enum ll_admit ll_admit(bool active, __u32 rx_ifindex, bool client_found,
-				     __u64 client_peer_cookie)
+static inline enum ll_admit ll_admit(bool active, __u32 rx_ifindex, __u32 peer_mss,
+				     bool client_found, __u64 client_peer_cookie)
 {
 	if (active)
-		return LL_ADMIT_PROVISIONAL;
+		return (rx_ifindex && rx_ifindex != LL_LOOPBACK_IFINDEX) ||
+				       peer_mss < LL_LO_MSS_MIN ?
+			       LL_SKIP_REMOTE :
+			       LL_ADMIT_PROVISIONAL;
 	if (rx_ifindex != LL_LOOPBACK_IFINDEX)
 		return LL_SKIP_REMOTE;
 	if (!client_found)

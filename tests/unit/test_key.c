@@ -180,27 +180,37 @@ static void test_admit(void **state)
 {
 	static const struct {
 		bool active;
-		__u32 rx_ifindex;
+		__u32 rx_ifindex, mss;
 		bool client_found;
 		__u64 client_peer_cookie;
 		enum ll_admit want;
 		const char *why;
 	} cases[] = {
-		{ true, 0, false, 0, LL_ADMIT_PROVISIONAL, "client: rx ifindex is 0 there" },
-		{ true, 5, true, 7, LL_ADMIT_PROVISIONAL, "client: nothing else is known yet" },
-		{ false, 1, true, 0, LL_ADMIT_PAIR, "server on lo, client unclaimed" },
-		{ false, 2, true, 0, LL_SKIP_REMOTE, "server, final ACK over a veth" },
-		{ false, 0, true, 0, LL_SKIP_REMOTE, "server, device unknown" },
-		{ false, 1, false, 0, LL_SKIP_NO_PEER, "server on lo, client not in the map" },
-		{ false, 1, true, 99, LL_SKIP_COLLISION, "server on lo, client claimed already" },
-		{ false, 7, false, 0, LL_SKIP_REMOTE, "remote wins over no peer" },
+		{ true, 0, 65483, false, 0, LL_ADMIT_PROVISIONAL,
+		  "client: SYN-ACK from the backlog" },
+		{ true, 1, 65483, true, 7, LL_ADMIT_PROVISIONAL, "client: SYN-ACK over lo" },
+		{ true, 0, 65464, false, 0, LL_ADMIT_PROVISIONAL, "client: IPv6 lo MSS" },
+		{ true, 5, 65483, false, 0, LL_SKIP_REMOTE, "client: SYN-ACK over another device" },
+		{ true, 0, 1460, false, 0, LL_SKIP_REMOTE, "client: MSS of a 1500-byte MTU" },
+		{ true, 0, 8960, false, 0, LL_SKIP_REMOTE, "client: MSS of jumbo frames" },
+		{ true, 0, LL_LO_MSS_MIN, false, 0, LL_ADMIT_PROVISIONAL, "client: at the bound" },
+		{ false, 1, 65483, true, 0, LL_ADMIT_PAIR, "server on lo, client unclaimed" },
+		{ false, 1, 536, true, 0, LL_ADMIT_PAIR,
+		  "server: the MSS is the client's, unused" },
+		{ false, 2, 65483, true, 0, LL_SKIP_REMOTE, "server, final ACK over a veth" },
+		{ false, 0, 65483, true, 0, LL_SKIP_REMOTE, "server, device unknown" },
+		{ false, 1, 65483, false, 0, LL_SKIP_NO_PEER,
+		  "server on lo, client not in the map" },
+		{ false, 1, 65483, true, 99, LL_SKIP_COLLISION,
+		  "server on lo, client claimed already" },
+		{ false, 7, 1460, false, 0, LL_SKIP_REMOTE, "remote wins over no peer" },
 	};
 	size_t i;
 
 	(void)state;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		if (ll_admit(cases[i].active, cases[i].rx_ifindex, cases[i].client_found,
-			     cases[i].client_peer_cookie) != cases[i].want)
+		if (ll_admit(cases[i].active, cases[i].rx_ifindex, cases[i].mss,
+			     cases[i].client_found, cases[i].client_peer_cookie) != cases[i].want)
 			fail_msg("%s: expected %d", cases[i].why, cases[i].want);
 }
 
