@@ -33,8 +33,13 @@
  * there, everything else stays in the driver's own, and both ends remain threads of this one
  * process, so CPU time, CPU placement and the cgroup stay those of every other mode.
  *
+ * --connect makes the client dial another address than the listener's (rr, stream): a service
+ * address that NAT and proxies lead to the listener (bench/run.sh's mesh workload: app ->
+ * sidecar -> node -> sidecar -> app, with the listener in pod B via --server-netns). The
+ * server end accepts whichever connection arrives first: the bench's netns hold nothing else.
+ *
  * Only the address given with --addr (and, for scale on 127.0.0.0/8, its neighbours in
- * 127.0.0.0/8) is ever used.
+ * 127.0.0.0/8) and the one given with --connect are ever used.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -118,6 +123,9 @@ struct opts {
 	bool nodelay_stream;
 	const char *server_netns; /* netns file the listeners are made in, or NULL */
 	const char *dev; /* device whose packet counters are reported besides lo, or NULL */
+	const char *connect; /* --connect ADDR:PORT as given, or NULL: dial the listener */
+	struct sockaddr_storage csa; /* --connect */
+	socklen_t csalen;
 };
 
 static struct opts o = {
@@ -177,6 +185,12 @@ static const char help_text[] =
 	"                        reachable from it (a veth to PATH's netns)\n"
 	"      --dev NAME        also report the packet counters of device NAME (in this\n"
 	"                        netns) as dev_rx, dev_tx: the path proof of --server-netns\n"
+	"      --connect ADDR:PORT\n"
+	"                        rr, stream: the client connects to ADDR:PORT (IPv6 in\n"
+	"                        brackets) instead of the listener's address, and a\n"
+	"                        connection that NAT or a proxy brings to the listener (on\n"
+	"                        --addr, a fixed --port) is the server end: a service address\n"
+	"                        behind mesh sidecars (bench/run.sh's mesh workload)\n"
 	"  -m, --mode NAME       label printed as \"mode\" (default: the transport)\n"
 	"      --rep N           repeat index printed as \"rep\"\n"
 	"      --timeout SEC     give up when a run takes this much longer than planned, or a\n"
@@ -187,7 +201,7 @@ static const char help_text[] =
 	"Output: one JSON object; common keys mode, workload, transport, addr, size, rep,\n"
 	"duration_s, cpu_s (user+system of the process), host_busy_s (/proc/stat, all CPUs),\n"
 	"lo_rx, lo_tx (packet deltas of lo in this netns), eagain (spurious EAGAIN retries);\n"
-	"with --dev also dev, dev_rx, dev_tx.\n"
+	"with --dev also dev, dev_rx, dev_tx; with --connect also connect.\n"
 	"  rr:     samples, p50_us, p90_us, p99_us, p999_us, mean_us, max_us, tps, cpu_us_per_rt\n"
 	"  stream: bytes, gbps, mbytes_s, cpu_s_per_gb, host_s_per_gb, lag_bytes (queued when\n"
 	"          the writer stopped), drain_ms (writer stop to reader EOF)\n"
@@ -205,7 +219,9 @@ static const char help_text[] =
 	"  loopless-bench scale --addr 127.0.0.1 --pairs 100000 --sync-dir /tmp/sync\n"
 	"  ip netns exec NS loopless-bench rr --addr 203.0.113.1 --mode localip\n"
 	"  ip netns exec NS loopless-bench crr --addr 198.18.10.2 --server-netns /run/netns/NS2 \\\n"
-	"      --dev veth0 --mode remote\n";
+	"      --dev veth0 --mode remote\n"
+	"  ip netns exec POD_A loopless-bench rr --addr 198.18.2.7 --port 8080 \\\n"
+	"      --server-netns /run/netns/POD_B --connect 198.19.0.10:80 --dev eth0 --mode mesh\n";
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -521,6 +537,32 @@ static int parse_addr(const char *s, unsigned int port, struct sockaddr_storage 
 	return -EINVAL;
 }
 
+/* "1.2.3.4:80" or "[::1]:80", port 1-65535. */
+static int parse_addr_port(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon = strrchr(s, ':');
+	unsigned long port;
+	size_t n;
+
+	if (!colon || colon == s || parse_ulong(colon + 1, &port) || !port || port > 65535)
+		return -EINVAL;
+	n = (size_t)(colon - s);
+	if (s[0] == '[') {
+		if (n < 3 || s[n - 1] != ']')
+			return -EINVAL;
+		s++, n -= 2;
+	}
+	if (n >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	/* Brackets for IPv6 only, and IPv6 only in brackets: "::1:80" is ambiguous. */
+	if ((colon[-1] == ']') != !!strchr(host, ':'))
+		return -EINVAL;
+	return parse_addr(host, (unsigned int)port, ss, len);
+}
+
 static unsigned int sa_port(const struct sockaddr_storage *ss)
 {
 	if (ss->ss_family == AF_INET)
@@ -617,14 +659,14 @@ static void set_nodelay(int fd)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-/* A blocking client socket connected to @l, or -1 with errno. */
-static int connect_to(const struct listener *l)
+/* A blocking client socket connected to @sa, or -1 with errno. */
+static int connect_addr(const struct sockaddr_storage *sa, socklen_t salen)
 {
-	int fd = socket(l->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -1;
-	if (connect(fd, (const struct sockaddr *)&l->sa, l->salen)) {
+	if (connect(fd, (const struct sockaddr *)sa, salen)) {
 		int e = errno;
 
 		close(fd);
@@ -632,6 +674,11 @@ static int connect_to(const struct listener *l)
 		return -1;
 	}
 	return fd;
+}
+
+static int connect_to(const struct listener *l)
+{
+	return connect_addr(&l->sa, l->salen);
 }
 
 /* Client and server ends of one connection (or pipes): fds the threads use. */
@@ -656,9 +703,13 @@ static void make_ends(struct ends *e, bool nodelay)
 		return;
 	}
 	listener_open(&l, &o.sa, o.salen, false);
-	c = connect_to(&l);
+	/* Through proxies the connection reaches the listener only once each hop is up. */
+	phase = o.connect ? "connecting through --connect" : "connecting";
+	arm_watchdog(0);
+	c = o.connect ? connect_addr(&o.csa, o.csalen) : connect_to(&l);
 	if (c < 0)
-		fail("connect %s: %s", sa_str(&l.sa, where, sizeof(where)), strerror(errno));
+		fail("connect %s: %s",
+		     o.connect ? o.connect : sa_str(&l.sa, where, sizeof(where)), strerror(errno));
 	s = accept4(l.fd, NULL, NULL, SOCK_CLOEXEC);
 	if (s < 0)
 		fail("accept: %s", strerror(errno));
@@ -738,7 +789,7 @@ static void print_common(const char *extra_fmt, ...) __attribute__((format(print
 static void print_common(const char *extra_fmt, ...)
 {
 	struct lo_stats lo1 = lo_read();
-	char extra[2048], dev[128] = "";
+	char extra[2048], dev[128] = "", conn[96] = "";
 	va_list ap;
 
 	va_start(ap, extra_fmt);
@@ -748,11 +799,14 @@ static void print_common(const char *extra_fmt, ...)
 		snprintf(dev, sizeof(dev),
 			 "\"dev\":\"%s\",\"dev_rx\":%" PRIu64 ",\"dev_tx\":%" PRIu64 ",", o.dev,
 			 lo1.dev_rx - lo0.dev_rx, lo1.dev_tx - lo0.dev_tx);
+	/* parse_addr_port() took it: no character that needs escaping in JSON. */
+	if (o.connect)
+		snprintf(conn, sizeof(conn), "\"connect\":\"%s\",", o.connect);
 	printf("{\"mode\":\"%s\",\"workload\":\"%s\",\"transport\":\"%s\",\"addr\":\"%s\","
 	       "\"size\":%" PRIu64 ",\"rep\":%u,\"lo_rx\":%" PRIu64 ",\"lo_tx\":%" PRIu64
-	       ",%s\"eagain\":%" PRIu64 ",%s}\n",
+	       ",%s%s\"eagain\":%" PRIu64 ",%s}\n",
 	       o.mode, wl_names[o.wl], tr_names[o.tr], o.tr == TR_TCP ? o.addr : "", o.size, o.rep,
-	       lo1.rx - lo0.rx, lo1.tx - lo0.tx, dev,
+	       lo1.rx - lo0.rx, lo1.tx - lo0.tx, dev, conn,
 	       atomic_load_explicit(&eagain_seen, memory_order_relaxed), extra);
 	fflush(stdout);
 }
@@ -1476,6 +1530,7 @@ enum {
 	OPT_TIMEOUT,
 	OPT_SERVER_NETNS,
 	OPT_DEV,
+	OPT_CONNECT,
 };
 
 static const struct option long_opts[] = {
@@ -1497,6 +1552,7 @@ static const struct option long_opts[] = {
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "server-netns", required_argument, NULL, OPT_SERVER_NETNS },
 	{ "dev", required_argument, NULL, OPT_DEV },
+	{ "connect", required_argument, NULL, OPT_CONNECT },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{},
@@ -1614,6 +1670,13 @@ static int parse_opts(int argc, char **argv)
 						   optarg);
 			o.dev = optarg;
 			break;
+		case OPT_CONNECT:
+			if (strlen(optarg) > 64 || parse_addr_port(optarg, &o.csa, &o.csalen))
+				return usage_error("--connect: \"%s\" is not ADDR:PORT (an IP literal, "
+						   "IPv6 in brackets, and a port 1-65535)",
+						   optarg);
+			o.connect = optarg;
+			break;
 		case 'h':
 			fputs(help_text, stdout);
 			exit(0);
@@ -1642,6 +1705,10 @@ static int parse_opts(int argc, char **argv)
 		return usage_error("crr needs --transport tcp or unix");
 	if (o.server_netns && (o.tr != TR_TCP || o.wl == WL_SCALE))
 		return usage_error("--server-netns needs --transport tcp and rr, stream or crr");
+	if (o.connect && (o.tr != TR_TCP || (o.wl != WL_RR && o.wl != WL_STREAM)))
+		return usage_error("--connect needs --transport tcp and rr or stream");
+	if (o.connect && !o.port)
+		return usage_error("--connect needs a fixed --port: what NAT and proxies reach");
 	if (!o.mode)
 		o.mode = tr_names[o.tr];
 	return 0;

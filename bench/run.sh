@@ -2,9 +2,11 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # bench/run.sh: local TCP over 127.0.0.1, a local IP and ::1, with and without loopless
 # redirection, against AF_UNIX sockets and pipes, and (--modes remote,redirect-remote) what
-# loopless costs a peer in another netns that it must not accelerate. Every measurement is one
-# run of build/loopless-bench; modes are interleaved and repeated, medians and ratios to lo are
-# taken within the run. See bench/README.md for the method, --help for the options.
+# loopless costs a peer in another netns that it must not accelerate, and (--workloads mesh) a
+# request crossing two Istio-shaped pods: app -> sidecar -> node -> sidecar -> app. Every
+# measurement is one run of build/loopless-bench; modes are interleaved and repeated, medians
+# and ratios to lo are taken within the run. See bench/README.md for the method, --help for
+# the options.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 PROG=run.sh
@@ -13,7 +15,14 @@ PROG=run.sh
 # measurements (~11 s) to it, so they are asked for by name.
 DEFAULT_MODES="lo redirect-lo localip redirect-localip lo6 redirect-lo6 uds pipe"
 ALL_MODES="$DEFAULT_MODES remote redirect-remote"
-ALL_WORKLOADS="rr stream crr scale"
+# mesh is asked for by name too: it builds three more netns with Istio's rules and starts
+# two sidecars per measurement, ~7 s more for the quick run.
+DEFAULT_WORKLOADS="rr stream crr scale"
+ALL_WORKLOADS="$DEFAULT_WORKLOADS mesh"
+# The mesh workload's own modes (--modes does not apply to it): mesh, all plain TCP;
+# redirect-mesh, both apps and both sidecars in the loopless cgroup.
+MESH_MODES="mesh redirect-mesh"
+MESH_PORT=8080 # app B's port: svc-b (tests/mesh-lib.sh) is DNATed to pod B:8080 on the node
 LOCALIP=203.0.113.1 # TEST-NET-3, on a veth inside the bench's own netns only
 LOCALIP_PEER=203.0.113.2
 # remote: 198.18.0.0/15 (RFC 2544, benchmarking) on a veth between the bench netns (client)
@@ -26,9 +35,10 @@ usage() {
 	cat <<'EOF'
 Usage: bench/run.sh [OPTION]...
 Measure local TCP over 127.0.0.1, a local IP and ::1 with and without loopless redirection,
-against AF_UNIX stream sockets and pipes, and what loopless costs a peer in another netns
-(remote modes), in network namespaces, a cgroup and a bpffs pin directory of its own (all
-removed at the end, also on Ctrl-C). Needs root.
+against AF_UNIX stream sockets and pipes, what loopless costs a peer in another netns
+(remote modes) and what it gives a request through two service-mesh sidecars (mesh workload),
+in network namespaces, a cgroup and a bpffs pin directory of its own (all removed at the end,
+also on Ctrl-C). Needs root.
 
 Modes (--modes):
   lo                TCP over 127.0.0.1, not in the loopless cgroup (the baseline)
@@ -49,17 +59,31 @@ Workloads (--workloads):
   crr     connect + 64 B request/response + close: connections/s
   scale   N concurrent pairs: insert rate, map fill, memory, sample redirected, map empty
           after close (modes lo and redirect-lo unless --scale-modes)
+  mesh    app -> sidecar -> (veth, node) -> sidecar -> app: two pods (netns) with Istio's
+          iptables rules and llsidecar as uid 1337, the client dialling a service VIP
+          that the node DNATs to pod B (tests/mesh-lib.sh). rr (--mesh-rr-sizes) and
+          stream (--mesh-stream-sizes; not --sizes) in two modes of its own, whatever
+          --modes says: mesh (plain TCP) and redirect-mesh (both apps and both sidecars
+          in the loopless cgroup); goals: rr p50 <= 0.85x and stream 64 KiB >= 1.3x
+          mesh. Placement: app A with sidecar B, app B with sidecar A, so with --cpus
+          split every hop crosses CPUs. Not in the default run (adds ~7 s):
+          --workloads mesh
 
 Options:
   -q, --quick            the default: 0.1 s per measurement, 3 repeats, 1000 scale pairs;
                          the whole run takes well under a minute
   -f, --full             2 s per measurement, 5 repeats, 100000 scale pairs (~15 min)
   -m, --modes LIST       comma-separated modes (default: all but remote, redirect-remote)
-  -w, --workloads LIST   comma-separated workloads (default: rr,stream,crr,scale)
+  -w, --workloads LIST   comma-separated workloads (default: rr,stream,crr,scale; mesh
+                         only when named)
   -s, --sizes LIST       message/write sizes for both rr and stream (64,1K,16K,...)
       --rr-sizes LIST    rr sizes only (default 64,1K,16K)
       --stream-sizes LIST
                          stream write sizes only (default 64,1K,16K,64K,1M)
+      --mesh-rr-sizes LIST
+                         mesh: rr sizes (default 64,1K)
+      --mesh-stream-sizes LIST
+                         mesh: stream write sizes (default 64K)
   -d, --duration SEC     measured seconds per measurement (after a 10% warm-up)
   -r, --repeat N         repeats of the whole set (medians are taken over them)
   -c, --cpus PLACEMENT   where the client and server threads run: "same" (the default:
@@ -88,6 +112,7 @@ EXAMPLES
   bench/run.sh --workloads stream --stream-sizes 64,64K --cpus split
   bench/run.sh --modes remote,redirect-remote --workloads crr,stream --stream-sizes 64,64K \
       --duration 1 --repeat 5
+  bench/run.sh --workloads mesh --duration 2 --repeat 5 --cpus split
   bench/run.sh --workloads scale --pairs 100000 --out /tmp/scale
   make bench BENCH_ARGS="--full --out /tmp/bench-full"
 EOF
@@ -100,11 +125,11 @@ usage_err() { echo "$PROG: $* (see 'bench/run.sh --help')" >&2; exit 2; }
 
 PRESET=quick
 O_MODES='' O_WORKLOADS='' O_RR_SIZES='' O_STREAM_SIZES='' O_DURATION='' O_REPEAT='' O_CPUS=''
-O_PAIRS='' O_SCALE_MODES='' OUT='' BUILD=build PLOTS=1
+O_PAIRS='' O_SCALE_MODES='' O_MESH_RR_SIZES='' O_MESH_STREAM_SIZES='' OUT='' BUILD=build PLOTS=1
 ARGS_STR="$*"
 
 opts=$(getopt -n "$PROG" -o qfm:w:s:d:r:c:n:o:b:h \
-	-l quick,full,modes:,workloads:,sizes:,rr-sizes:,stream-sizes:,duration:,repeat:,cpus:,pairs:,scale-modes:,out:,build:,no-plots,help \
+	-l quick,full,modes:,workloads:,sizes:,rr-sizes:,stream-sizes:,duration:,repeat:,cpus:,pairs:,scale-modes:,mesh-rr-sizes:,mesh-stream-sizes:,out:,build:,no-plots,help \
 	-- "$@") || exit 2
 eval set -- "$opts"
 while :; do
@@ -121,6 +146,8 @@ while :; do
 	-c | --cpus) O_CPUS=$2; shift ;;
 	-n | --pairs) O_PAIRS=$2; shift ;;
 	--scale-modes) O_SCALE_MODES=$2; shift ;;
+	--mesh-rr-sizes) O_MESH_RR_SIZES=$2; shift ;;
+	--mesh-stream-sizes) O_MESH_STREAM_SIZES=$2; shift ;;
 	-o | --out) OUT=$2; shift ;;
 	-b | --build) BUILD=$2; shift ;;
 	--no-plots) PLOTS=0 ;;
@@ -141,6 +168,8 @@ PAIRS=${O_PAIRS:-$PAIRS}
 CPUS=${O_CPUS:-same}
 RR_SIZES=${O_RR_SIZES:-64,1K,16K}
 STREAM_SIZES=${O_STREAM_SIZES:-64,1K,16K,64K,1M}
+MESH_RR_SIZES=${O_MESH_RR_SIZES:-64,1K}
+MESH_STREAM_SIZES=${O_MESH_STREAM_SIZES:-64K}
 
 # in_list WORD LIST: LIST is space-separated.
 in_list() { case " $2 " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -169,13 +198,24 @@ sizes_to_bytes() {
 	echo "${out# }"
 }
 
+for m in ${O_MODES//,/ }; do
+	in_list "$m" "$MESH_MODES" &&
+		usage_err "--modes: $m is a mode of the mesh workload, which runs both: --workloads mesh"
+done
 MODES=$(check_list modes "${O_MODES:-${DEFAULT_MODES// /,}}" "$ALL_MODES") || exit 2
-WORKLOADS=$(check_list workloads "${O_WORKLOADS:-${ALL_WORKLOADS// /,}}" "$ALL_WORKLOADS") ||
+WORKLOADS=$(check_list workloads "${O_WORKLOADS:-${DEFAULT_WORKLOADS// /,}}" "$ALL_WORKLOADS") ||
 	exit 2
 SCALE_MODES=$(check_list scale-modes "${O_SCALE_MODES:-lo,redirect-lo}" \
 	"lo redirect-lo localip redirect-localip lo6 redirect-lo6") || exit 2
 RR_BYTES=$(sizes_to_bytes rr-sizes "$RR_SIZES") || exit 2
 STREAM_BYTES=$(sizes_to_bytes stream-sizes "$STREAM_SIZES") || exit 2
+MESH_RR_BYTES=$(sizes_to_bytes mesh-rr-sizes "$MESH_RR_SIZES") || exit 2
+MESH_STREAM_BYTES=$(sizes_to_bytes mesh-stream-sizes "$MESH_STREAM_SIZES") || exit 2
+# The workloads that run in --modes (all but mesh), and whether mesh runs.
+GEN_WORKLOADS=
+for w in $WORKLOADS; do [ "$w" = mesh ] || GEN_WORKLOADS="$GEN_WORKLOADS $w"; done
+GEN_WORKLOADS=${GEN_WORKLOADS# }
+in_list mesh "$WORKLOADS" && need_mesh=1 || need_mesh=0
 [[ $DURATION =~ ^[0-9]*\.?[0-9]+$ ]] && awk "BEGIN { exit !($DURATION > 0 && $DURATION <= 3600) }" ||
 	usage_err "--duration: \"$DURATION\" is not a number of seconds (0 < SEC <= 3600)"
 [[ $REPEAT =~ ^[0-9]+$ ]] && [ "$REPEAT" -ge 1 ] && [ "$REPEAT" -le 1000 ] ||
@@ -216,6 +256,13 @@ done
 for t in jq ip numfmt awk; do
 	command -v $t >/dev/null || fatal "$t is not installed: run 'make deps'"
 done
+if [ $need_mesh = 1 ]; then
+	[ -x "$BUILD/llsidecar" ] ||
+		fatal "$BUILD/llsidecar is missing (the mesh workload's sidecar): run 'make all'"
+	for t in iptables taskset; do
+		command -v $t >/dev/null || fatal "$t is not installed (mesh workload): run 'make deps'"
+	done
+fi
 if [ $PLOTS = 1 ] && ! command -v gnuplot >/dev/null; then
 	echo "$PROG: gnuplot is not installed (make deps): no plots" >&2
 	PLOTS=0
@@ -236,10 +283,11 @@ trap 'exit 143' TERM
 JSONL="$TMP/samples.jsonl"
 : >"$JSONL"
 
-need_redirect=0
+need_redirect=$need_mesh
 need_localip=0
 need_remote=0
-for m in $MODES; do
+# --modes serve the workloads but mesh: with --workloads mesh alone none of them is set up.
+for m in $([ -n "$GEN_WORKLOADS" ] && echo "$MODES"); do
 	case $m in redirect-*) need_redirect=1 ;; esac
 	case $m in *localip) need_localip=1 ;; esac
 	case $m in *remote) need_remote=1 ;; esac
@@ -267,6 +315,21 @@ if [ $need_remote = 1 ]; then
 		fatal "cannot set up the veth pair between $NS and $REMOTE_NS"
 	[ -e "/run/netns/$REMOTE_NS" ] || fatal "/run/netns/$REMOTE_NS is missing"
 fi
+MESH_A='' MESH_B='' MESH_NODE=''
+if [ $need_mesh = 1 ]; then
+	# The mesh tests' topology (tests/mesh-lib.sh): pod A, pod B and the node, three more
+	# netns registered with the lib (its EXIT trap deletes them, their veths, their nat
+	# rules and whatever runs in them), addresses in 198.18.0.0/15, kube-proxy's DNAT of
+	# svc-b (MESH_VIP_B4:80) to pod B:8080 on the node, and Istio's default capture
+	# rules in both pods (IPv4: the bench dials the IPv4 VIP only). Nothing is routed out.
+	# shellcheck source=tests/mesh-lib.sh
+	source tests/mesh-lib.sh
+	add_netns a
+	mesh_setup "$NEW_NS"
+	mesh_istio_rules "$MESH_A" iptables
+	mesh_istio_rules "$MESH_B" iptables
+	[ -e "/run/netns/$MESH_B" ] || fatal "/run/netns/$MESH_B is missing"
+fi
 MAX_SOCKETS=262144
 [ $((PAIRS * 2 + 4096)) -le $MAX_SOCKETS ] || MAX_SOCKETS=$((PAIRS * 2 + 4096))
 LL_COUNTERS='[]'
@@ -283,15 +346,22 @@ fi
 
 # mode_def MODE: M_TR (transport), M_ADDR, M_CG (cgroup to run in, empty for none), M_SRV_NS
 # (netns file the server ends are made in, empty for the bench netns), M_DEV (a device besides
-# lo whose packets prove the path).
+# lo whose packets prove the path), M_NS (the netns the driver runs in), M_PORT (a fixed
+# listening port, or empty), M_CONNECT (where the client dials, if not the listener).
 mode_def() {
-	M_TR=tcp M_ADDR='' M_CG='' M_SRV_NS='' M_DEV=''
+	M_TR=tcp M_ADDR='' M_CG='' M_SRV_NS='' M_DEV='' M_NS=$NS M_PORT='' M_CONNECT=''
 	case $1 in
 	lo | redirect-lo) M_ADDR=127.0.0.1 ;;
 	localip | redirect-localip) M_ADDR=$LOCALIP ;;
 	lo6 | redirect-lo6) M_ADDR=::1 ;;
 	remote | redirect-remote)
 		M_ADDR=$REMOTE_SERVER M_SRV_NS=/run/netns/$REMOTE_NS M_DEV=$REMOTE_DEV ;;
+	mesh | redirect-mesh)
+		# App A (the client) in pod A dials svc-b; app B (the server) listens in pod B on
+		# its pod IP, where sidecar B's passthrough connection from 127.0.0.6 arrives.
+		# eth0: pod A's veth to the node, which carries the hop between the sidecars.
+		M_NS=$MESH_A M_ADDR=$MESH_B4 M_PORT=$MESH_PORT M_CONNECT=$MESH_VIP_B4:80
+		M_SRV_NS=/run/netns/$MESH_B M_DEV=eth0 ;;
 	uds) M_TR=unix ;;
 	pipe) M_TR=pipe ;;
 	esac
@@ -313,6 +383,17 @@ add_jobs() { # add_jobs WL SIZE REP MODES...: in a rotated order (shift = REP + 
 for ((rep = 1; rep <= REPEAT; rep++)); do
 	k=0
 	for wl in $WORKLOADS; do
+		if [ "$wl" = mesh ]; then
+			for size in $MESH_RR_BYTES; do
+				add_jobs rr "$size" "$rep" $((rep - 1 + k)) $MESH_MODES
+				k=$((k + 1))
+			done
+			for size in $MESH_STREAM_BYTES; do
+				add_jobs stream "$size" "$rep" $((rep - 1 + k)) $MESH_MODES
+				k=$((k + 1))
+			done
+			continue
+		fi
 		ms=()
 		for m in $MODES; do
 			case $wl in
@@ -389,13 +470,67 @@ record_error() {
 		"$6" >&2
 }
 
+# ---- the mesh workload's sidecars ------------------------------------------------------------
+
+# Each sidecar runs on the CPU of the other pod's app: app A is the driver's client thread
+# (first CPU of --cpus), app B its server thread (second). With --cpus same all four share
+# one CPU; with split every hop (app A -> sidecar A -> sidecar B -> app B) crosses CPUs, as
+# the one hop of the other workloads does. Not pinned with --cpus none.
+MESH_SC_CPU_A=${CPUS#*,} MESH_SC_CPU_B=${CPUS%,*}
+
+# mesh_pin NAME CPU: every thread of sidecar NAME on CPU (nothing for "").
+mesh_pin() {
+	local pid
+	[ -n "$2" ] || return 0
+	pid=$(sed -n 's/^pid=//p' "$TMP/sc-$1.ready")
+	taskset -apc "$2" "$pid" >/dev/null
+}
+
+# mesh_cpu_ns NAME: CPU time (ns) sidecar NAME has used so far, all its threads
+# (/proc/PID/task/*/schedstat: on-CPU time, softirq work done meanwhile included, as for the
+# driver's getrusage).
+mesh_cpu_ns() {
+	local pid
+	pid=$(sed -n 's/^pid=//p' "$TMP/sc-$1.ready")
+	cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{ n += $1 } END { printf "%d", n }'
+}
+
+# mesh_start CG: sidecar A in pod A and sidecar B in pod B as Istio runs Envoy (15001 and
+# 15006, uid 1337, which the rules exempt), in cgroup CG ("" for none), each listening and
+# pinned when this returns. Sidecars last one measurement: a socket keeps the cgroup of the
+# process that made it, so the plain and the loopless mode each need their own.
+mesh_start() {
+	mesh_sidecar "$MESH_A" "$1" a --uid 1337 && mesh_pin a "$MESH_SC_CPU_A" &&
+		mesh_sidecar "$MESH_B" "$1" b --uid 1337 && mesh_pin b "$MESH_SC_CPU_B"
+}
+
+# mesh_finish: stop both sidecars; 0 when each exited cleanly (no error, no reset) having
+# carried the measurement's one connection (A: outbound, to svc-b:80; B: inbound, to pod
+# B:8080): the proof that the rules sent it through both. Else 1, why in MESH_SC_ERROR.
+mesh_finish() {
+	local n
+	mesh_sidecars_end || return 1
+	n=$(grep -Ec "^conn [0-9]+ outbound: .* original $MESH_VIP_B4:80, upstream" "$TMP/sc-a.out")
+	[ "$n" -eq 1 ] || {
+		MESH_SC_ERROR="sidecar A proxied $n connections to svc-b, expected 1: $(head -c 300 "$TMP/sc-a.out")"
+		return 1
+	}
+	n=$(grep -Ec "^conn [0-9]+ inbound: .* original $MESH_B4:$MESH_PORT, upstream" "$TMP/sc-b.out")
+	[ "$n" -eq 1 ] || {
+		MESH_SC_ERROR="sidecar B proxied $n connections to app B, expected 1: $(head -c 300 "$TMP/sc-b.out")"
+		return 1
+	}
+}
+
 run_job() { # run_job SEQ
 	local j=$1 wl=${J_WL[$1]} size=${J_SIZE[$1]} mode=${J_MODE[$1]} rep=${J_REP[$1]}
 	local args s0='' s1 out err rc extra pid sd base t0 status sockets max memlock
-	local r_mid r_end empty_s empty
+	local r_mid r_end empty_s empty lo_b0 sc_ns mesh_err=''
 	mode_def "$mode"
 	args=("$BENCH" "$wl" --transport "$M_TR" --mode "$mode" --rep "$rep")
 	[ "$M_TR" = tcp ] && args+=(--addr "$M_ADDR")
+	[ -n "$M_PORT" ] && args+=(--port "$M_PORT")
+	[ -n "$M_CONNECT" ] && args+=(--connect "$M_CONNECT")
 	[ -n "$M_SRV_NS" ] && args+=(--server-netns "$M_SRV_NS")
 	[ -n "$M_DEV" ] && args+=(--dev "$M_DEV")
 	[ -n "$CPUS" ] && args+=(--cpus "$CPUS")
@@ -446,14 +581,36 @@ run_job() { # run_job SEQ
 			echo $((r_end - r_mid)) || echo null)"
 		extra+=",\"map_empty\":$empty,\"map_empty_s\":$empty_s"
 	else
-		in_ns_cg "$NS" "$M_CG" "${args[@]}" >"$TMP/out" 2>"$TMP/err"
+		if [ -n "$M_CONNECT" ]; then
+			# Pod B's lo from before its sidecar starts until after it stopped (the
+			# driver counts pod A's, its own netns, itself: lo_rx).
+			lo_b0=$(lo_rx "$MESH_B")
+			mesh_start "$M_CG" || fatal "cannot pin the sidecars to CPUs $CPUS"
+			# The sidecars' CPU over the driver's run (the wall time around it).
+			sc_ns=$(($(mesh_cpu_ns a) + $(mesh_cpu_ns b)))
+			t0=$(date +%s%N)
+		fi
+		in_ns_cg "$M_NS" "$M_CG" "${args[@]}" >"$TMP/out" 2>"$TMP/err"
 		rc=$?
 		extra=
+		if [ -n "$M_CONNECT" ]; then
+			t0=$(($(date +%s%N) - t0))
+			sc_ns=$(($(mesh_cpu_ns a) + $(mesh_cpu_ns b) - sc_ns))
+			mesh_finish || mesh_err=$MESH_SC_ERROR
+			extra=",\"lo_rx_b\":$(($(lo_rx "$MESH_B") - lo_b0))"
+			extra+=",\"sidecar_cpus\":\"${MESH_SC_CPU_A:-none},${MESH_SC_CPU_B:-none}\""
+			extra+=",\"sidecar_cpu_s\":$(awk "BEGIN { printf \"%.4f\", $sc_ns / 1e9 }")"
+			extra+=",\"wall_s\":$(awk "BEGIN { printf \"%.4f\", $t0 / 1e9 }")"
+		fi
 	fi
 	out=$(cat "$TMP/out")
 	err=$(head -c 400 "$TMP/err" | tr '\n' ' ')
 	if [ $rc != 0 ] || [ "${out:0:1}" != "{" ]; then
-		record_error "$j" "$wl" "$size" "$mode" "$rep" "${err:-exit status $rc, no output}"
+		record_error "$j" "$wl" "$size" "$mode" "$rep" "${err:-exit status $rc, no output}${mesh_err:+ ($mesh_err)}"
+		return
+	fi
+	if [ -n "$mesh_err" ]; then
+		record_error "$j" "$wl" "$size" "$mode" "$rep" "$mesh_err"
 		return
 	fi
 	if [ -n "$s0" ] && s1=$(read_stats) && [ -n "$s1" ]; then
@@ -493,7 +650,8 @@ MEM_JSON="$TMP/memory.jsonl"
 : >"$MEM_JSON"
 case " $MODES " in *" lo "*) mem_lo=1 ;; *) mem_lo=0 ;; esac
 case " $MODES " in *" redirect-lo "*) mem_rd=1 ;; *) mem_rd=0 ;; esac
-if [ $mem_lo = 1 ] && [ $mem_rd = 1 ] && [ -x "$LLTRAFFIC" ]; then
+# Not with --workloads mesh alone: the modes it needs serve the other workloads.
+if [ $mem_lo = 1 ] && [ $mem_rd = 1 ] && [ -n "$GEN_WORKLOADS" ] && [ -x "$LLTRAFFIC" ]; then
 	MEM_SLEEP=$([ "$PRESET" = full ] && echo 3 || echo 1)
 	for ((r = 1; r <= REPEAT; r++)); do
 		for m in lo redirect-lo; do
@@ -527,7 +685,9 @@ jq -n --slurpfile s "$JSONL" \
 	--argjson repeat "$REPEAT" --arg modes "$MODES" --arg workloads "$WORKLOADS" \
 	--arg rr "$RR_BYTES" --arg stream "$STREAM_BYTES" --arg cpus "$CPUS" --arg placement "$PLACEMENT" \
 	--argjson pairs "$PAIRS" --arg scale_modes "$SCALE_MODES" --arg args "$ARGS_STR" \
-	--argjson max_sockets "$MAX_SOCKETS" --argjson counters "$LL_COUNTERS" '
+	--argjson max_sockets "$MAX_SOCKETS" --argjson counters "$LL_COUNTERS" \
+	--argjson mesh "$need_mesh" --arg mesh_rr "$MESH_RR_BYTES" --arg mesh_stream "$MESH_STREAM_BYTES" \
+	--arg mesh_cpus "${MESH_SC_CPU_A:-none},${MESH_SC_CPU_B:-none}" '
 	def words: split(" ") | map(select(. != ""));
 	{
 	  machine: { kernel: $kernel, cpu_model: $cpu, cores: $cores, mem_total_kb: $mem,
@@ -541,6 +701,10 @@ jq -n --slurpfile s "$JSONL" \
 	             cpus: (if $cpus == "" then null else $cpus end), placement: $placement,
 	             scale_pairs: $pairs,
 	             scale_modes: ($scale_modes | words), max_sockets: $max_sockets,
+	             mesh: (if $mesh == 1 then { modes: ["mesh", "redirect-mesh"],
+	                    rr_sizes: ($mesh_rr | words | map(tonumber)),
+	                    stream_sizes: ($mesh_stream | words | map(tonumber)),
+	                    sidecar_cpus: $mesh_cpus } else null end),
 	             args: $args },
 	  samples: ($s | sort_by(.seq))
 	}' >"$OUT/results.raw.json" || fatal "cannot write results.json"
@@ -566,7 +730,13 @@ jq '
 		host_us_per_rt: st(if .workload == "rr" and .samples > 0 then .host_busy_s * 1e6 / .samples
 			else null end),
 		host_us_per_conn: st(if .conns then .host_busy_s * 1e6 / .conns else null end),
-		lo_rx: st(.lo_rx), lo_tx: st(.lo_tx),
+		lo_rx: st(.lo_rx), lo_tx: st(.lo_tx), lo_rx_b: st(.lo_rx_b),
+		# mesh: the driver (both apps, measured window) plus the sidecars (their CPU over the
+		# driver run, at the measured rate), per round trip (µs) or per GB (s).
+		mesh_cpu_per_rt: st(if .sidecar_cpu_s and .wall_s > 0 and .tps > 0 then
+			.cpu_us_per_rt + .sidecar_cpu_s * 1e6 / .wall_s / .tps else null end),
+		mesh_cpu_per_gb: st(if .sidecar_cpu_s and .wall_s > 0 and .mbytes_s > 0 then
+			.cpu_s_per_gb + .sidecar_cpu_s / .wall_s / (.mbytes_s / 1000) else null end),
 		lo_rx_per_conn: st(if .conns then .lo_rx / .conns else null end),
 		dev_rx: st(.dev_rx), dev_tx: st(.dev_tx),
 		dev_rx_per_conn: st(if .conns and .dev_rx then .dev_rx / .conns else null end),
@@ -574,7 +744,7 @@ jq '
 		redirected_bytes: st(.redirected_bytes), passed_bytes: st(.passed_bytes),
 		tcp_pinned: st(.tcp_pinned), insert_errors: st(.insert_errors),
 		sockets_inserted: st(.sockets_inserted), skipped_remote: st(.skipped_remote),
-		provisional_left: st(.provisional_left),
+		provisional_left: st(.provisional_left), ll_pairs: st(.counters.pairs),
 		fallbacks: st(.fallbacks), fallbacks_small: st(.fallbacks_small), returns: st(.returns),
 		pairs: st(.pairs), insert_rate: st(.insert_rate), close_rate: st(.close_rate),
 		kb_per_pair: st(.kb_per_pair), map_sockets: st(.map_sockets),
@@ -597,7 +767,7 @@ jq '
 ' "$OUT/results.raw.json" >"$OUT/results.json" || fatal "cannot aggregate results"
 rm -f "$OUT/results.raw.json"
 
-CSV_COLS="seq rep mode workload size transport addr duration_s samples p50_us p90_us p99_us p999_us mean_us max_us tps cpu_us_per_rt bytes gbps mbytes_s cpu_s host_busy_s cpu_s_per_gb host_s_per_gb lag_bytes drain_ms conns cps cpu_us_per_conn pairs procs connect_s insert_rate close_rate mem_kb kb_per_pair map_sockets max_sockets map_memlock sample_bytes sample_redirected_bytes sample_lo_rx sample_lo_tx map_empty map_empty_s lo_rx lo_tx dev dev_rx dev_tx eagain redirected_bytes passed_bytes tcp_pinned sockets_inserted insert_errors skipped_remote provisional_left fallbacks fallbacks_small returns error"
+CSV_COLS="seq rep mode workload size transport addr duration_s samples p50_us p90_us p99_us p999_us mean_us max_us tps cpu_us_per_rt bytes gbps mbytes_s cpu_s host_busy_s cpu_s_per_gb host_s_per_gb lag_bytes drain_ms conns cps cpu_us_per_conn pairs procs connect_s insert_rate close_rate mem_kb kb_per_pair map_sockets max_sockets map_memlock sample_bytes sample_redirected_bytes sample_lo_rx sample_lo_tx map_empty map_empty_s lo_rx lo_tx lo_rx_b dev dev_rx dev_tx connect sidecar_cpus sidecar_cpu_s wall_s eagain redirected_bytes passed_bytes tcp_pinned sockets_inserted insert_errors skipped_remote provisional_left fallbacks fallbacks_small returns error"
 jq -r --arg cols "$CSV_COLS" '($cols | split(" ")) as $c
 	| ($c | @csv), (.samples[] | [.[$c[]]] | @csv)' "$OUT/results.json" >"$OUT/results.csv"
 
@@ -620,7 +790,8 @@ jq -r '
 		+ (if .dev_rx_per_conn then " (veth \(.dev_rx_per_conn.med | fx(1)))" else "" end);
 	.options as $o | .machine as $m | .aggregate as $agg
 	| ($o.modes) as $order
-	| def rows(w): [$agg[] | select(.workload == w)]
+	# The modes of the mesh workload have a section of their own.
+	| def rows(w): [$agg[] | select(.workload == w and .mode != "mesh" and .mode != "redirect-mesh")]
 		| sort_by(.size, (.mode as $md | $order | index($md)));
 	"# loopless bench, \($m.date[0:10]) on \($m.host)",
 	"",
@@ -663,6 +834,46 @@ jq -r '
 	(rows("crr")[] | "| \(.mode) | \(.cps.med | fx(0)) | \(.ratio_lo | x) | \(.ratio_plain | x) | "
 	 + "\(span(.cps; 0)) | \(.p50_us.med | fx(1)) | \(.cpu_us_per_conn.med | fx(1)) | "
 	 + "\(pkts_conn) |"), "" else empty end),
+	# mesh: its two modes side by side, one row per figure (rr: p50 and p99).
+	(def mh(w; s; md): [$agg[] | select(.workload == w and .size == s and .mode == md)] | .[0];
+	 def rx(a; b): if a == null or b == null or b == 0 then "–" else (a / b | fx(2)) + "×" end;
+	 [$agg[] | select(.mode == "mesh") | [.workload, .size]] | unique
+	 | map(. as [$w, $s] | select(mh($w; $s; "redirect-mesh") != null)) as $keys
+	 | if ($keys | length) == 0 then empty else
+	"## mesh: app → sidecar → node → sidecar → app (goals: rr p50 ≤ 0.85 × mesh, stream 64 KiB ≥ 1.3 × mesh)", "",
+	"Two pods (network namespaces) joined through a node namespace by veths, with the default"
+	+ " capture rules of Istio in both and the service DNAT of kube-proxy on the node"
+	+ " (tests/mesh-lib.sh, the topology of the mesh tests). App A, the client thread of the"
+	+ " driver, dials svc-b:80; the rules of pod A REDIRECT that to sidecar A (llsidecar, uid"
+	+ " 1337), which dials svc-b itself; the node DNATs it to pod B:8080, the rules of pod B"
+	+ " REDIRECT it to sidecar B, which connects to app B, the server thread of the driver,"
+	+ " listening in pod B, from 127.0.0.6. Two local hops (app ↔ sidecar, one in each pod),"
+	+ " which loopless can pair, and one across the veths, which it must leave on TCP. mesh:"
+	+ " every process outside the loopless cgroup (plain TCP); redirect-mesh: both apps and"
+	+ " both sidecars inside it. × is redirect-mesh / mesh, medians of this run. Apps A,B on"
+	+ " CPUs \($o.cpus // "(not pinned)"), sidecars A,B on \($o.mesh.sidecar_cpus) (each on the"
+	+ " CPU of the app of the other pod). CPU: the apps (the driver, measured window) and the"
+	+ " two sidecars (their CPU time over the driver run, at the measured rate) per round trip"
+	+ " or per GB; lower is better (host-wide busy time, other tenants included, is in"
+	+ " results.json: host_busy_s). lo pkts: packets the lo of each pod received per measurement,"
+	+ " mesh / redirect-mesh (the path proof of the local hops); veth pkts: the eth0 of pod A,"
+	+ " the hop between the sidecars; loopless, per redirect-mesh measurement: connections it"
+	+ " paired (2: the local hops) / sockets it skipped as remote (2: the ends of the hop"
+	+ " across the node) / bytes it redirected.", "",
+	"| measurement | mesh | redirect-mesh | × | mesh min–max | redirect-mesh min–max | CPU mesh → redirect-mesh | CPU × | lo pkts pod A | lo pkts pod B | veth pkts | loopless pairs / remote / bytes redirected |",
+	"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+	($keys[] as [$w, $s] | mh($w; $s; "mesh") as $p | mh($w; $s; "redirect-mesh") as $l
+	 | (if $w == "rr" then ["mesh_cpu_per_rt", 1, "µs/round trip"] else ["mesh_cpu_per_gb", 2, "s/GB"] end)
+	   as [$h, $hd, $hu]
+	 | (if $w == "rr" then [["p50_us", "p50 µs", 1], ["p99_us", "p99 µs", 1]]
+	    else [["gbps", "Gbit/s", 2]] end)[] as [$k, $lab, $kd]
+	 | "| \($w) \($s | sz), \($lab) | \($p[$k].med | fx($kd)) | \($l[$k].med | fx($kd)) | "
+	   + "\(rx($l[$k].med; $p[$k].med)) | \(span($p[$k]; $kd)) | \(span($l[$k]; $kd)) | "
+	   + "\($p[$h].med | fx($hd)) → \($l[$h].med | fx($hd)) \($hu) | \(rx($l[$h].med; $p[$h].med)) | "
+	   + "\($p.lo_rx.med | fx(0)) / \($l.lo_rx.med | fx(0)) | "
+	   + "\($p.lo_rx_b.med | fx(0)) / \($l.lo_rx_b.med | fx(0)) | "
+	   + "\($p.dev_rx.med | fx(0)) / \($l.dev_rx.med | fx(0)) | "
+	   + "\($l.ll_pairs.med | fx(0)) / \($l.skipped_remote.med | fx(0)) / \($l.redirected_bytes.med | fx(0)) |"), "" end),
 	# remote: one row per workload and size both remote modes ran, in the metric where
 	# higher is better for all three (rr: transactions/s, not p50), so one goal fits.
 	(def rmt(w; s; md): [$agg[] | select(.workload == w and .size == s and .mode == md)] | .[0];
@@ -757,6 +968,20 @@ jq -r '
 			"\(med($w; $s; "redirect-remote"; $k) | fx($kd)) vs \(med($w; $s; "remote"; $k) | fx($kd)) \($unit);"
 			+ " CPU \(med($w; $s; "redirect-remote"; $c) | fx($cd)) vs \(med($w; $s; "remote"; $c) | fx($cd)) \($cunit)"))
 	   end),
+	# The mesh workload: rr p50 at every size it ran, stream at 64 KiB.
+	([$a[] | select(.mode == "mesh" and .workload == "rr") | .size] | unique) as $mr
+	| (if ([$a[] | select(.mode == "mesh")] | length) == 0 then
+		goal("mesh rr p50: redirect-mesh / mesh (run with --workloads mesh)"; null; "≤"; 0.85; ""),
+		goal("mesh stream 64 KiB: redirect-mesh / mesh (run with --workloads mesh)"; null; "≥"; 1.3; "")
+	   else ($mr[] as $s
+		| goal("mesh rr \($s | sz) p50: redirect-mesh / mesh";
+			ratio(med("rr"; $s; "redirect-mesh"; "p50_us"); med("rr"; $s; "mesh"; "p50_us")); "≤"; 0.85;
+			"\(med("rr"; $s; "redirect-mesh"; "p50_us") | fx(1)) vs \(med("rr"; $s; "mesh"; "p50_us") | fx(1)) µs;"
+			+ " p99 \(med("rr"; $s; "redirect-mesh"; "p99_us") | fx(1)) vs \(med("rr"; $s; "mesh"; "p99_us") | fx(1)) µs")),
+		goal("mesh stream 64 KiB: redirect-mesh / mesh";
+			ratio(med("stream"; 65536; "redirect-mesh"; "gbps"); med("stream"; 65536; "mesh"; "gbps")); "≥"; 1.3;
+			"\(med("stream"; 65536; "redirect-mesh"; "gbps") | fx(2)) vs \(med("stream"; 65536; "mesh"; "gbps") | fx(2)) Gbit/s")
+	   end),
 	([$a[] | select(.workload == "scale" and .mode == "redirect-lo")] | .[0]) as $s
 	| "| 100 000 live pairs (redirect-lo) | "
 	  + (if $s == null then "not measured | ≥ 100000 | – |" else
@@ -772,20 +997,38 @@ jq -r '
 
 # Anomalies worth a look: datapath quirks seen in redirect modes, failed measurements.
 jq -r '
-	# redirect-remote is not accelerated on purpose: it has a line of its own.
+	# redirect-remote is not accelerated on purpose, and mesh measurements cross two pods:
+	# each has a line of its own.
 	[.samples[] | select(.error == null and (.mode | startswith("redirect-"))
-	 and .mode != "redirect-remote")] as $r
+	 and .mode != "redirect-remote" and .mode != "redirect-mesh")] as $r
 	| [.samples[] | select(.error == null and .mode == "redirect-remote")] as $rr
+	| [.samples[] | select(.error == null and (.mode == "mesh" or .mode == "redirect-mesh"))] as $ms
 	| .machine.loopless_counters as $cn
 	| [.samples[] | select(.error != null)] as $e
 	| "## Datapath notes", "",
+	(if ($r | length) == 0 then empty else
 	"- redirect modes: \($r | length) measurements; bytes that took the TCP path: "
 	  + "\([$r[] | .passed_bytes // 0] | add // 0) (directions moved to TCP: \([$r[] | .fallbacks // 0] | add // 0)"
 	  + " for a lagging reader, \([$r[] | .fallbacks_small // 0] | add // 0) for small-write streams;"
 	  + " back to redirect: \([$r[] | .returns // 0] | add // 0); insert errors"
 	  + " \([$r[] | .insert_errors // 0] | add // 0)); spurious EAGAIN on blocking"
 	  + " reads: \([$r[] | .eagain // 0] | add // 0); most lo packets in one rr/stream"
-	  + " measurement: \([$r[] | select(.workload == "rr" or .workload == "stream") | .lo_rx] | max // "–").",
+	  + " measurement: \([$r[] | select(.workload == "rr" or .workload == "stream") | .lo_rx] | max // "–")."
+	end),
+	(if ($ms | length) == 0 then empty else
+	 [$ms[] | select(.mode == "redirect-mesh")] as $ml
+	 | def sum(f): [$ml[] | f // 0] | add // 0;
+	 "- mesh: \($ms | length) measurements, each through both sidecars (their logs: one"
+	 + " connection each, to svc-b and to pod B:8080; no error, no reset). redirect-mesh:"
+	 + " loopless paired \([$ml[] | .counters.pairs // 0] | min // "–")–\([$ml[] | .counters.pairs // 0] | max // "–")"
+	 + " connections per measurement (the two local hops) and skipped"
+	 + " \([$ml[] | .skipped_remote // 0] | min // "–")–\([$ml[] | .skipped_remote // 0] | max // "–")"
+	 + " sockets as remote (the two ends of the hop across the node); bytes"
+	 + " redirected \(sum(.redirected_bytes)), bytes that took the TCP path \(sum(.passed_bytes))"
+	 + " (directions moved to TCP: \(sum(.fallbacks)) for a lagging reader, \(sum(.fallbacks_small))"
+	 + " for small-write streams; back to redirect: \(sum(.returns)); spurious EAGAIN:"
+	 + " \(sum(.eagain))); most lo packets in one redirect-mesh measurement: pod A"
+	 + " \([$ml[] | .lo_rx] | max // "–"), pod B \([$ml[] | .lo_rx_b] | max // "–")." end),
 	(if ($rr | length) == 0 then empty else
 	 ([$rr[] | .redirected_bytes // 0] | add) as $rb
 	 | "- redirect-remote: \($rr | length) measurements; loopless counters summed over them"
@@ -799,7 +1042,9 @@ jq -r '
 	  "- largest backlog when a redirected stream writer stopped (written, not yet read):"
 	  + " \($l.lag_bytes / 1048576 * 100 | round / 100) MiB (\($l.mode), \($l.size)-byte writes,"
 	  + " drained in \($l.drain_ms) ms)." end,
-	([.samples[] | select(.error == null and .workload != "scale" and .duration_s > 0)]) as $t
+	# Not mesh: its sidecars share the pinned CPUs with the driver by design.
+	([.samples[] | select(.error == null and .workload != "scale" and .duration_s > 0
+	  and .mode != "mesh" and .mode != "redirect-mesh")]) as $t
 	| ([$t[] | select(.cpu_s / .duration_s < 0.8)]) as $c
 	| if .options.placement != "same" or ($t | length) == 0 then empty else
 	  "- noise: \($c | length) of \($t | length) measurements got less than 80% of their pinned CPU"
@@ -835,7 +1080,7 @@ fi
 plot_all() {
 	local d="$OUT/plot-data" m modes_rr='' modes_st='' title y50 y99
 	mkdir -p "$d"
-	for m in $MODES; do
+	for m in $MODES $([ $need_mesh = 1 ] && echo "$MESH_MODES"); do
 		jq -r --arg m "$m" '.aggregate[] | select(.workload == "rr" and .mode == $m)
 			| "\(.size) \(.p50_us.med) \(.p50_us.min) \(.p50_us.max) \(.p99_us.med) \(.p99_us.min) \(.p99_us.max)"' \
 			"$OUT/results.json" | sort -n >"$d/rr-$m.dat"
@@ -860,7 +1105,7 @@ modes_rr = "${modes_rr# }"
 modes_st = "${modes_st# }"
 # One colour per address, solid = loopless redirect (and uds), dashed = plain TCP.
 color(m) = (strstrt(m, "localip") ? "#2ca02c" : strstrt(m, "lo6") ? "#9467bd" : \\
-	strstrt(m, "remote") ? "#d62728" : \\
+	strstrt(m, "remote") ? "#d62728" : strstrt(m, "mesh") ? "#8c564b" : \\
 	strstrt(m, "lo") ? "#1f77b4" : m eq "uds" ? "#ff7f0e" : "#7f7f7f")
 dash(m) = (strstrt(m, "redirect-") ? 1 : m eq "uds" ? 1 : m eq "pipe" ? 3 : 2)
 set logscale x 2

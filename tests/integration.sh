@@ -1163,6 +1163,27 @@ t_bench_smoke() {
 		grep -q '^| remote crr 64 B: redirect-remote / remote ' "$TMP/summary-remote.txt" ||
 		die "summary lacks the remote table or its goal"
 	grep '^| remote crr' "$TMP/summary-remote.txt" | while read -r m; do log "$m"; done
+	# The mesh workload, asked for by name: app -> sidecar -> node -> sidecar -> app.
+	bench/run.sh --quick --build "$BUILD" --workloads mesh --mesh-rr-sizes 64 \
+		--duration 0.05 --repeat 2 --no-plots --out "$out-mesh" \
+		>"$TMP/summary-mesh.txt" 2>"$TMP/bench-mesh.err" ||
+		die "bench/run.sh (mesh) failed: $(grep -v '^\[' "$TMP/bench-mesh.err" | tail -3)"
+	n=$(jq '[.samples[] | select(.error == null)] | length' "$out-mesh/results.json")
+	[ "$n" -eq 8 ] || die "mesh: $n of 8 measurements succeeded"
+	jq -e '[.aggregate[] | select(.mode == "redirect-mesh")]
+		| length == 2 and all(.ratio_plain != null)' "$out-mesh/results.json" >/dev/null ||
+		die "mesh: redirect-mesh aggregates or their ratios to mesh missing"
+	jq -e '[.samples[] | select(.mode == "redirect-mesh")]
+		| all(.counters.pairs == 2 and .skipped_remote == 2 and .redirected_bytes > 0)' \
+		"$out-mesh/results.json" >/dev/null || die "mesh: loopless did not pair exactly the two local hops"
+	jq -e '[.samples[] | select(.mode == "mesh")] | all(.redirected_bytes == 0)' \
+		"$out-mesh/results.json" >/dev/null || die "mesh: bytes redirected in the plain mode"
+	jq -e '[.samples[] | select(.workload == "rr")]
+		| all(.dev_rx > 0 and if .mode == "mesh" then .lo_rx > 100 and .lo_rx_b > 100
+		      else .lo_rx <= 20 and .lo_rx_b <= 20 end)' "$out-mesh/results.json" >/dev/null ||
+		die "mesh: lo packets of the pods do not prove the path"
+	grep -q '^## mesh' "$TMP/summary-mesh.txt" || die "mesh: summary lacks its section"
+	grep '^| mesh ' "$TMP/summary-mesh.txt" | while read -r m; do log "$m"; done
 	after=$(ip netns list | grep -c '^loopless-bench-')
 	[ "$after" -le "$before" ] || die "bench/run.sh left a network namespace behind"
 }
