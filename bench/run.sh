@@ -459,6 +459,9 @@ wait_file() {
 }
 
 FAILED=0
+RETRIED=0
+JOB_TRIES=3
+JOB_ERR=
 # record_error SEQ WL SIZE MODE REP MESSAGE
 record_error() {
 	FAILED=$((FAILED + 1))
@@ -606,12 +609,12 @@ run_job() { # run_job SEQ
 	out=$(cat "$TMP/out")
 	err=$(head -c 400 "$TMP/err" | tr '\n' ' ')
 	if [ $rc != 0 ] || [ "${out:0:1}" != "{" ]; then
-		record_error "$j" "$wl" "$size" "$mode" "$rep" "${err:-exit status $rc, no output}${mesh_err:+ ($mesh_err)}"
-		return
+		JOB_ERR="${err:-exit status $rc, no output}${mesh_err:+ ($mesh_err)}"
+		return 1
 	fi
 	if [ -n "$mesh_err" ]; then
-		record_error "$j" "$wl" "$size" "$mode" "$rep" "$mesh_err"
-		return
+		JOB_ERR=$mesh_err
+		return 1
 	fi
 	if [ -n "$s0" ] && s1=$(read_stats) && [ -n "$s1" ]; then
 		extra+=$(counter_deltas "$s0" "$s1")
@@ -634,7 +637,18 @@ for ((j = 0; j < NJOBS; j++)); do
 	line=$(printf '[%d/%d] %s %s %s rep %d/%d  ~%d s left' $((j + 1)) "$NJOBS" "${J_WL[$j]}" \
 		"$sz" "${J_MODE[$j]}" "${J_REP[$j]}" "$REPEAT" "$left")
 	if [ $TTY = 1 ]; then printf '\r\033[K%s' "$line" >&2; else echo "$line" >&2; fi
-	run_job "$j"
+	# A measurement that fails (a tenant stalled a CPU past a short --duration,
+	# say) is run again, up to JOB_TRIES times; only the last failure counts.
+	for ((try = 1; ; try++)); do
+		run_job "$j" && break
+		if [ "$try" -ge "$JOB_TRIES" ]; then
+			record_error "$j" "${J_WL[$j]}" "${J_SIZE[$j]}" "${J_MODE[$j]}" "${J_REP[$j]}" \
+				"$JOB_ERR (after $try tries)"
+			break
+		fi
+		RETRIED=$((RETRIED + 1))
+		echo "$PROG: ${J_WL[$j]} ${J_MODE[$j]} rep ${J_REP[$j]}: $JOB_ERR; trying again" >&2
+	done
 	plan_done=$(awk "BEGIN { print $plan_done + $([ "${J_WL[$j]}" = scale ] && echo "$P_SCALE" ||
 		echo "$P_OTHER") }")
 done
@@ -1055,8 +1069,10 @@ jq -r '
 	  + " figures they disturb least." end,
 	(if ($e | length) > 0 then "- **\($e | length) measurements failed**:",
 	 ($e[] | "  - \(.workload) \(.size) \(.mode) rep \(.rep): \(.error)")
-	 else "- no measurement failed." end), ""
-' "$OUT/results.json" >>"$OUT/summary.md"
+	 else "- no measurement failed." end),
+	(if $retried > 0 then "- \($retried) failed attempts were run again (up to \($tries) tries each)."
+	 else empty end), ""
+' --argjson retried "$RETRIED" --argjson tries "$JOB_TRIES" "$OUT/results.json" >>"$OUT/summary.md"
 
 if [ -s "$MEM_JSON" ]; then
 	jq -rs --arg sleep "$MEM_SLEEP" '
