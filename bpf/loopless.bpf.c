@@ -18,6 +18,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
 #include "loopless.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -122,6 +123,33 @@ struct {
 } peers SEC(".maps");
 
 #define LL_EEXIST 17
+/* sk_user_data carries flag bits in its low bits (SK_USER_DATA_PTRMASK). */
+#define LL_SK_USER_DATA_PTRMASK (~7UL)
+#define LL_EAGAIN 11
+
+/* Listening sockets (BPF_SOCK_OPS_TCP_LISTEN_CB), so that a server end
+ * can tell whether its listener's program is event-driven (O_NONBLOCK): an
+ * accepted socket has no file yet at PASSIVE_ESTABLISHED. LRU: listeners
+ * close without telling; a stale entry fails its cookie check. */
+struct ll_listen_key {
+	__u64 netns;
+	__u32 port; /* host byte order */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct ll_listen_key);
+	__type(value, struct ll_sock_ref);
+} listeners SEC(".maps");
+
+/* A pair started leaving the map: looplessd runs ll_reap (the events carry
+ * nothing; ll_reap finds every leaving socket). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} leave_events SEC(".maps");
 
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
@@ -150,6 +178,51 @@ static __always_inline __u32 rx_ifindex(struct tcp_sock *tp)
 static __always_inline __u32 peer_mss(struct tcp_sock *tp)
 {
 	return tp ? tp->rx_opt.mss_clamp : 0;
+}
+
+static __always_inline int file_nonblock(struct socket *so)
+{
+	struct file *f;
+
+	if (!so)
+		return -1;
+	f = so->file;
+	if (!f)
+		return -1;
+	return !!(f->f_flags & LL_O_NONBLOCK);
+}
+
+/* O_NONBLOCK of the program behind this end (see ll_admit()): the client's
+ * own file; for a server end, its listener's, found by netns and port. */
+static __always_inline int end_nonblock(struct bpf_sock_ops *ops, struct tcp_sock *tp, bool active,
+					__u64 netns)
+{
+	struct ll_listen_key lk = { .netns = netns, .port = ll_local_port(ops->local_port) };
+	struct ll_sock_ref *l;
+	struct sock *lsk;
+	int nb;
+
+	if (active)
+		return tp ? file_nonblock(tp->inet_conn.icsk_inet.sk.sk_socket) : -1;
+	l = bpf_map_lookup_elem(&listeners, &lk);
+	if (!l)
+		return -1;
+	lsk = bpf_rdonly_cast((void *)l->sk, bpf_core_type_id_kernel(struct sock));
+	if (lsk->__sk_common.skc_cookie.counter != l->cookie)
+		return -1; /* closed; the memory may hold another socket */
+	nb = file_nonblock(lsk->sk_socket);
+	return lsk->__sk_common.skc_cookie.counter == l->cookie ? nb : -1;
+}
+
+static __always_inline int sockops_listen(struct bpf_sock_ops *ops)
+{
+	struct ll_listen_key lk = { .netns = bpf_get_netns_cookie(ops),
+				    .port = ll_local_port(ops->local_port) };
+	struct ll_sock_ref ref = { .sk = (__u64)ops->sk, .cookie = bpf_get_socket_cookie(ops) };
+
+	if (ops->sk)
+		bpf_map_update_elem(&listeners, &lk, &ref, BPF_ANY);
+	return 1;
 }
 
 static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 flags, bool active)
@@ -190,8 +263,8 @@ static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 f
 		client = bpf_map_lookup_elem(&peers, &peer);
 	}
 	tp = bpf_skc_to_tcp_sock(sk);
-	switch (ll_admit(active, rx_ifindex(tp), peer_mss(tp), client != NULL,
-			 client ? client->peer_cookie : 0)) {
+	switch (ll_admit(active, end_nonblock(ops, tp, active, key.netns), rx_ifindex(tp),
+			 peer_mss(tp), client != NULL, client ? client->peer_cookie : 0)) {
 	case LL_ADMIT_PROVISIONAL:
 	case LL_ADMIT_PAIR:
 		break;
@@ -203,6 +276,9 @@ static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 f
 		return 1;
 	case LL_SKIP_COLLISION:
 		count(LL_CNT_COLLISIONS, 1);
+		return 1;
+	case LL_SKIP_BLOCKING:
+		count(LL_CNT_SKIPPED_BLOCKING, 1);
 		return 1;
 	}
 	/* The ordering state must exist before the first byte is sent; a
@@ -247,14 +323,13 @@ static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 f
 		count(LL_CNT_PAIRS, 1);
 	}
 	/* STATE_CB: the TCP_CLOSE callback that removes the peers entry.
-	 * PARSE_ALL_HDR_OPT: a callback at the client end's first incoming
-	 * segment (bpf_skops_parse_hdr() in tcp_input.c), where it stays or
-	 * leaves; the flag is cleared there, so later segments cost nothing. */
+	 * PARSE_ALL_HDR_OPT: callbacks at incoming segments
+	 * (bpf_skops_parse_hdr() in tcp_input.c) until nothing is left to
+	 * decide: the client end's stay or leave, a leave (sockops_segment). */
 	if (active)
 		st->flags |= LL_SK_ACTIVE | LL_SK_PROVISIONAL;
-	bpf_sock_ops_cb_flags_set(ops,
-				  ops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG |
-					  (active ? BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG : 0));
+	bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG |
+					       BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG);
 	count(LL_CNT_SOCKETS_INSERTED, 1);
 	return 1;
 unclaim:
@@ -265,38 +340,146 @@ unclaim:
 }
 
 /*
- * A provisional client end's first incoming segment. On lo the server end
- * is established by the final ACK, before it can send anything, so by now a
- * local server end in scope has claimed this one. If none did, the peer is
- * remote (or out of loopless's scope): leave the map. Only a server end that
- * claimed it may redirect into it, so its psock queue is empty and leaving
- * loses nothing; from now on it is a plain TCP socket (tcp_prot restored by
- * sk_psock_drop()).
+ * A pair starts leaving the map: both records say so, so neither sender
+ * redirects any more (ll_reader_redirectable()); ll_reap takes each socket
+ * out once nothing redirected to it is unread and no redirect into it can
+ * be in flight (ll_leave_ready()). The protocol of DESIGN.md "Leaving the
+ * map": flag, quiesce, drain, delete.
  */
-static __always_inline int sockops_first_segment(struct bpf_sock_ops *ops)
+static __always_inline void leave_pair(struct ll_sk_state *st)
 {
+	__u64 now = bpf_ktime_get_ns();
+	struct ll_sock_ref *ref;
+	struct ll_key peer;
+	__u32 one = 1;
+
+	ref = bpf_map_lookup_elem(&peers, &st->key);
+	if (ref && ref->cookie == st->cookie) {
+		ref->leave_ns = now;
+		__sync_fetch_and_or(&ref->reader, LL_READER_UNSAFE | LL_READER_LEAVING);
+	}
+	ll_key_mirror(&peer, &st->key);
+	ref = bpf_map_lookup_elem(&peers, &peer);
+	if (ref && ref->peer_cookie == st->cookie) {
+		ref->leave_ns = now;
+		__sync_fetch_and_or(&ref->reader, LL_READER_LEAVING);
+	}
+	bpf_ringbuf_output(&leave_events, &one, sizeof(one), 0);
+}
+
+/* References to the psock of the socket at @addr (0: gone or left). */
+static __always_inline __u32 psock_refs(__u64 addr, __u64 cookie)
+{
+	struct sock *psk = bpf_rdonly_cast((void *)addr, bpf_core_type_id_kernel(struct sock));
+	struct sk_psock *psock;
+	__u32 refs;
+	__u64 ud;
+
+	if (!addr || psk->__sk_common.skc_cookie.counter != cookie)
+		return 0;
+	ud = (__u64)psk->sk_user_data & LL_SK_USER_DATA_PTRMASK;
+	if (!ud)
+		return 0;
+	psock = bpf_rdonly_cast((void *)ud, bpf_core_type_id_kernel(struct sk_psock));
+	refs = psock->refcnt.refs.counter;
+	return psk->__sk_common.skc_cookie.counter == cookie ? refs : 0;
+}
+
+/*
+ * Take a leaving socket out of the map if ll_leave_ready() allows: nothing
+ * redirected to it is unread (its psock at @ud) and no redirect into it can
+ * still be in flight. True when it left. Called from ll_reap and from the
+ * socket's own sockops callbacks (both may delete from a sockhash).
+ */
+static __always_inline bool leave_if_ready(struct ll_sk_state *st, struct ll_sock_ref *ref,
+					   __u64 ud)
+{
+	struct ll_sock_ref *pref;
+	struct sk_psock *psock;
+	__u32 queued = 0, refs;
+	struct ll_key pk;
+	__u64 peer;
+
+	if (ud) {
+		psock = bpf_rdonly_cast((void *)ud, bpf_core_type_id_kernel(struct sk_psock));
+		queued = psock->msg_tot_len;
+	}
+	ll_key_mirror(&pk, &st->key);
+	pref = bpf_map_lookup_elem(&peers, &pk);
+	peer = pref && ll_peer_mutual(pref->peer_cookie, st->cookie) ? pref->sk : 0;
+	refs = psock_refs(peer, pref ? pref->cookie : 0);
+	if (!ll_leave_ready(queued, refs, bpf_ktime_get_ns() - ref->leave_ns))
+		return false;
+	if (bpf_map_delete_elem(&sock_hash, &st->key))
+		return false;
+	st->flags &= ~LL_SK_IN_MAP;
+	count(LL_CNT_LEFT, 1);
+	return true;
+}
+
+/*
+ * An incoming segment of a socket whose reader is not known to be safe yet
+ * (BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG, set at establishment and cleared
+ * here once nothing is left to decide, so a known-safe socket's segments
+ * cost nothing).
+ * - A provisional client end: on lo the server end is established by the
+ *   final ACK, before it can send anything, so by now a local server end in
+ *   scope has claimed this one. If none did, the peer is remote (or out of
+ *   loopless's scope): leave the map. Only a server end that claimed it may
+ *   redirect into it, so its psock queue is empty and leaving loses nothing.
+ * - A socket of a leaving pair (its reader read blocking, or its program
+ *   sent on a blocking socket): leave as soon as ll_leave_ready() allows.
+ *   Leaving makes both directions take TCP, so segments come, and the pair
+ *   is out within a round trip; ll_reap catches what no segment reaches.
+ * A socket out of the map is back on tcp_prot (sk_psock_drop()).
+ */
+static __always_inline int sockops_segment(struct bpf_sock_ops *ops)
+{
+	struct bpf_sock *sk = ops->sk;
 	struct ll_sock_ref *ref;
 	struct ll_sk_state *st;
-	struct bpf_sock *sk;
+	struct tcp_sock *tp;
+	bool done = true;
 
-	/* One segment decides: no more callbacks for this socket's segments. */
+	if (!sk)
+		goto stop;
+	st = bpf_sk_storage_get(&sk_state, sk, NULL, 0);
+	if (!st || !(st->flags & LL_SK_IN_MAP))
+		goto stop;
+	/* Its own record (a colliding socket's is not). */
+	ref = bpf_map_lookup_elem(&peers, &st->key);
+	if (!ref || ref->cookie != st->cookie) {
+		if (st->flags & LL_SK_PROVISIONAL) {
+			st->flags &= ~LL_SK_PROVISIONAL;
+			bpf_map_delete_elem(&sock_hash, &st->key);
+			st->flags &= ~LL_SK_IN_MAP;
+			count(LL_CNT_PROVISIONAL_LEFT, 1);
+		}
+		goto stop;
+	}
+	if (st->flags & LL_SK_PROVISIONAL) {
+		st->flags &= ~LL_SK_PROVISIONAL;
+		if (!ll_provisional_stays(ref->peer_cookie)) {
+			bpf_map_delete_elem(&sock_hash, &st->key);
+			bpf_map_delete_elem(&peers, &st->key);
+			st->flags &= ~LL_SK_IN_MAP;
+			count(LL_CNT_PROVISIONAL_LEFT, 1);
+			goto stop;
+		}
+	}
+	if (ref->reader & LL_READER_LEAVING) {
+		tp = bpf_skc_to_tcp_sock(sk);
+		done = tp && leave_if_ready(st, ref,
+					    (__u64)tp->inet_conn.icsk_inet.sk.sk_user_data &
+						    LL_SK_USER_DATA_PTRMASK);
+	} else {
+		done = st->flags & LL_SK_READER_SAFE;
+	}
+	if (!done)
+		return 1;
+stop:
 	bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags &
 					       ~BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG);
-	sk = ops->sk;
-	if (!sk)
-		return 1;
-	st = bpf_sk_storage_get(&sk_state, sk, NULL, 0);
-	if (!st || !(st->flags & LL_SK_PROVISIONAL))
-		return 1;
-	st->flags &= ~LL_SK_PROVISIONAL;
-	ref = bpf_map_lookup_elem(&peers, &st->key);
-	if (ref && ref->cookie == st->cookie && ll_provisional_stays(ref->peer_cookie))
-		return 1;
-	bpf_map_delete_elem(&sock_hash, &st->key);
-	if (ref && ref->cookie == st->cookie)
-		bpf_map_delete_elem(&peers, &st->key);
-	st->flags &= ~LL_SK_IN_MAP;
-	count(LL_CNT_PROVISIONAL_LEFT, 1);
 	return 1;
 }
 
@@ -339,7 +522,10 @@ int ll_sockops(struct bpf_sock_ops *ops)
 		return sockops_established(ops, flags,
 					   ops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB);
 	case BPF_SOCK_OPS_PARSE_HDR_OPT_CB:
-		return sockops_first_segment(ops);
+		return sockops_segment(ops);
+	/* listen(): fires without any flag. */
+	case BPF_SOCK_OPS_TCP_LISTEN_CB:
+		return sockops_listen(ops);
 	/* args[1] is the new state (tcp_set_state()). */
 	case BPF_SOCK_OPS_STATE_CB:
 		if (ops->args[1] != BPF_TCP_CLOSE)
@@ -394,9 +580,6 @@ struct peer_view {
 	__u32 rcv_nxt; /* TCP bytes it has received ... */
 	__u32 copied_seq; /* ... and read */
 };
-
-/* sk_user_data carries flag bits in its low bits (SK_USER_DATA_PTRMASK). */
-#define LL_SK_USER_DATA_PTRMASK (~7UL)
 
 static __always_inline bool peer_read(const struct ll_sk_state *st, struct peer_view *v)
 {
@@ -496,14 +679,34 @@ int ll_sk_msg(struct sk_msg_md *msg)
 		if (!tp || ((st->flags & LL_SK_HAVE_PEER) && tp->write_seq != tp->snd_nxt))
 			goto pass_tcp;
 	}
-	ll_key_mirror(&peer, &st->key);
-	if (!(st->flags & LL_SK_HAVE_PEER)) {
-		/* Not paired yet (the client wrote before the server's end
-		 * was established), outside loopless's scope, or gone. Only
-		 * an end that named this socket as its peer is one. */
-		ref = bpf_map_lookup_elem(&peers, &peer);
-		if (!ref || !ll_peer_mutual(ref->peer_cookie, st->cookie))
+	/* A send on a blocking socket whose reader has not been seen reading
+	 * non-blocking: a blocking program (redis-cli turns its socket
+	 * blocking after a non-blocking connect()). O_NONBLOCK is a flag of the
+	 * file, so its reads will block too: the pair leaves the map before
+	 * that first blocking read can wait in tcp_bpf_recvmsg(). */
+	if (!(st->flags & (LL_SK_READER_SAFE | LL_SK_READER_UNSAFE))) {
+		tp = bpf_skc_to_tcp_sock(sk);
+		if (tp && file_nonblock(tp->inet_conn.icsk_inet.sk.sk_socket) == 0) {
+			st->flags |= LL_SK_READER_UNSAFE;
+			count(LL_CNT_LEAVE_BLOCKING, 1);
+			leave_pair(st);
 			goto to_tcp;
+		}
+	}
+	ll_key_mirror(&peer, &st->key);
+	/* Not paired yet (the client wrote before the server's end was
+	 * established), outside loopless's scope, or gone: only an end that
+	 * named this socket as its peer is one. */
+	ref = bpf_map_lookup_elem(&peers, &peer);
+	if (!ref || !ll_peer_mutual(ref->peer_cookie, st->cookie))
+		goto to_tcp;
+	/* Its reader not seen reading safely yet (it may block, or splice),
+	 * or the pair is leaving the map. */
+	if (!ll_reader_redirectable(ref->reader)) {
+		count(LL_CNT_TCP_READER_UNKNOWN, 1);
+		goto to_tcp;
+	}
+	if (!(st->flags & LL_SK_HAVE_PEER)) {
 		st->peer = ref->sk;
 		st->peer_cookie = ref->cookie;
 		st->flags |= LL_SK_HAVE_PEER;
@@ -616,8 +819,78 @@ int ll_iter(struct bpf_iter__sockmap *ctx)
 	if (st)
 		rec.flags = st->flags;
 	ref = bpf_map_lookup_elem(&peers, &rec.key);
-	if (ref && ref->cookie == rec.cookie)
+	if (ref && ref->cookie == rec.cookie) {
 		rec.peer_cookie = ref->peer_cookie;
+		rec.reader = ref->reader;
+	}
 	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
+	return 0;
+}
+
+/*
+ * After every recvmsg of the host (sock_recvmsg_nosec()), with its flags
+ * (O_NONBLOCK already turned into MSG_DONTWAIT) and its result: how the
+ * reader of a socket in the map reads. Global, so it stays tiny: one socket
+ * storage lookup for every socket, and for ours a flag test once decided.
+ * splice() never comes here: a splicing reader stays "not seen", and is
+ * never redirected into.
+ */
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(ll_recv, struct sock *sk, int ret, int flags)
+{
+	struct ll_sk_state *st;
+	struct ll_sock_ref *ref;
+	enum ll_read_kind kind;
+
+	st = bpf_sk_storage_get(&sk_state, sk, NULL, 0);
+	if (!st || !(st->flags & LL_SK_IN_MAP))
+		return 0;
+	kind = ll_read_kind(flags);
+	if (kind == LL_READ_SAFE) {
+		if (st->flags & (LL_SK_READER_SAFE | LL_SK_READER_UNSAFE))
+			return 0;
+		st->flags |= LL_SK_READER_SAFE;
+		ref = bpf_map_lookup_elem(&peers, &st->key);
+		if (ref && ref->cookie == st->cookie)
+			__sync_fetch_and_or(&ref->reader, LL_READER_SAFE);
+		return 0;
+	}
+	/* The answer tcp_bpf_recvmsg() gives a blocking reader woken without
+	 * data, which tcp_recvmsg() would not (a timeout of SO_RCVTIMEO is
+	 * counted too: the tracepoint cannot tell them apart). */
+	if (ret == -LL_EAGAIN)
+		count(LL_CNT_APP_VISIBLE_ERRORS, 1);
+	if (st->flags & LL_SK_READER_UNSAFE)
+		return 0;
+	st->flags |= LL_SK_READER_UNSAFE;
+	count(kind == LL_READ_WAITALL ? LL_CNT_LEAVE_WAITALL : LL_CNT_LEAVE_BLOCKING, 1);
+	leave_pair(st);
+	return 0;
+}
+
+/*
+ * looplessd runs this over sock_hash after a leave_events record (and again
+ * while any leaving socket is still waiting): every socket of a leaving
+ * pair that ll_leave_ready() allows goes out of the map, back to tcp_prot;
+ * one 4-byte record per socket still waiting tells looplessd to come back.
+ */
+SEC("iter/sockmap")
+int ll_reap(struct bpf_iter__sockmap *ctx)
+{
+	struct sock *sk = ctx->sk;
+	struct ll_sock_ref *ref;
+	struct ll_sk_state *st;
+	__u32 one = 1;
+
+	if (!ctx->key || !sk)
+		return 0;
+	st = bpf_sk_storage_get(&sk_state, sk, NULL, 0);
+	if (!st)
+		return 0;
+	ref = bpf_map_lookup_elem(&peers, &st->key);
+	if (!ref || ref->cookie != st->cookie || !(ref->reader & LL_READER_LEAVING))
+		return 0;
+	if (!leave_if_ready(st, ref, (__u64)sk->sk_user_data & LL_SK_USER_DATA_PTRMASK))
+		bpf_seq_write(ctx->meta->seq, &one, sizeof(one));
 	return 0;
 }

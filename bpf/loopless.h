@@ -59,6 +59,12 @@ enum ll_counter {
 	LL_CNT_PROVISIONAL_LEFT, /* a client end left unpaired at its first segment */
 	LL_CNT_COLLISIONS, /* a key already in use, or a client end already claimed */
 	LL_CNT_SKIPPED_NO_PEER, /* a server end on lo whose client end is not in the map */
+	LL_CNT_SKIPPED_BLOCKING, /* a blocking client, or a server end of a blocking listener */
+	LL_CNT_TCP_READER_UNKNOWN, /* sent on TCP: the reader was not seen reading safely yet */
+	LL_CNT_LEAVE_BLOCKING, /* a socket in the map was read blocking: its pair leaves */
+	LL_CNT_LEAVE_WAITALL, /* ... read with MSG_WAITALL */
+	LL_CNT_LEFT, /* sockets taken out of the map by a leave, every byte read */
+	LL_CNT_APP_VISIBLE_ERRORS, /* EAGAIN returned to a blocking recvmsg in the map */
 	LL_CNT_MAX,
 };
 
@@ -111,6 +117,27 @@ enum ll_sk_flags {
 	/* A client end in the map until its first incoming segment: it stays
 	 * if a server end claimed it by then, and leaves otherwise. */
 	LL_SK_PROVISIONAL = 1 << 5,
+	/* Its reader as seen by ll_recv (copies of ll_sock_ref.reader, so
+	 * the tracepoint needs no map lookup once it has decided). */
+	LL_SK_READER_SAFE = 1 << 6,
+	LL_SK_READER_UNSAFE = 1 << 7,
+};
+
+/*
+ * What a socket's reader has shown (ll_sock_ref.reader), for its peer's
+ * sender: bytes are redirected into a socket only while its reader is
+ * LL_READER_SAFE and the pair is not LL_READER_LEAVING.
+ */
+enum ll_reader {
+	/* Seen reading with recvmsg and MSG_DONTWAIT (O_NONBLOCK): the kind of
+	 * reader tcp_bpf_recvmsg() serves exactly like tcp_recvmsg(). */
+	LL_READER_SAFE = 1 << 0,
+	/* Seen reading blocking or with MSG_WAITALL: it must leave the map
+	 * (tcp_bpf_recvmsg() waits once, ignores MSG_WAITALL). */
+	LL_READER_UNSAFE = 1 << 1,
+	/* The pair is leaving the map: neither end redirects any more; it is
+	 * taken out once every redirected byte was read (ll_reap). */
+	LL_READER_LEAVING = 1 << 2,
 };
 
 struct ll_sk_state {
@@ -131,6 +158,9 @@ struct ll_sock_ref {
 	__u64 sk; /* kernel address of the struct sock */
 	__u64 cookie; /* its socket cookie (bpf_get_socket_cookie) */
 	__u64 peer_cookie; /* the cookie of the end it is paired with; 0: none yet */
+	__u32 reader; /* enum ll_reader: what its reader has shown */
+	__u32 pad;
+	__u64 leave_ns; /* when LL_READER_LEAVING was set */
 };
 
 /* What the sockmap iterator (ll_iter) reports for each socket. */
@@ -147,6 +177,8 @@ struct ll_conn_rec {
 	__u16 rport;
 	__u32 family; /* LL_AF_INET or LL_AF_INET6 */
 	__u64 ino; /* inode of its file (socket:[ino] in /proc/PID/fd); 0: none */
+	__u32 reader; /* enum ll_reader of its own record */
+	__u32 pad;
 };
 
 /* Set by user space in ll_conn_rec.flags: the socket is in an older
@@ -270,23 +302,89 @@ enum ll_admit {
 	LL_SKIP_REMOTE, /* the handshake did not come over lo */
 	LL_SKIP_NO_PEER, /* server end: no client end in the map */
 	LL_SKIP_COLLISION, /* server end: the client end is claimed already */
+	LL_SKIP_BLOCKING, /* a blocking program: tcp_bpf_recvmsg() would hurt it */
 };
 
-static inline enum ll_admit ll_admit(bool active, __u32 rx_ifindex, __u32 peer_mss,
+/*
+ * @nonblock: O_NONBLOCK of the program's socket, as far as it is known at
+ * establishment: 1 set, 0 clear, -1 unknown. A client end has its file (a
+ * connect() on a blocking socket means a blocking reader: never in the
+ * map, where tcp_bpf_recvmsg() answers EAGAIN to a blocking reader woken
+ * without data). An accepted socket has no file yet: its listener's flag
+ * stands for it (an event-driven server's listener is non-blocking, a
+ * blocking server's is not); a listener loopless has not seen (listening
+ * since before loopless was attached) is unknown, and the reader is judged
+ * at its first recvmsg (ll_recv).
+ */
+static inline enum ll_admit ll_admit(bool active, int nonblock, __u32 rx_ifindex, __u32 peer_mss,
 				     bool client_found, __u64 client_peer_cookie)
 {
-	if (active)
-		return (rx_ifindex && rx_ifindex != LL_LOOPBACK_IFINDEX) ||
-				       peer_mss < LL_LO_MSS_MIN ?
-			       LL_SKIP_REMOTE :
-			       LL_ADMIT_PROVISIONAL;
+	if (active) {
+		if ((rx_ifindex && rx_ifindex != LL_LOOPBACK_IFINDEX) || peer_mss < LL_LO_MSS_MIN)
+			return LL_SKIP_REMOTE;
+		return nonblock == 0 ? LL_SKIP_BLOCKING : LL_ADMIT_PROVISIONAL;
+	}
 	if (rx_ifindex != LL_LOOPBACK_IFINDEX)
 		return LL_SKIP_REMOTE;
+	if (nonblock == 0)
+		return LL_SKIP_BLOCKING;
 	if (!client_found)
 		return LL_SKIP_NO_PEER;
 	if (client_peer_cookie)
 		return LL_SKIP_COLLISION;
 	return LL_ADMIT_PAIR;
+}
+
+/* recvmsg flags (include/linux/socket.h); O_NONBLOCK (asm-generic/fcntl.h):
+ * recvfrom() and read() turn a file's O_NONBLOCK into MSG_DONTWAIT before
+ * the recvmsg that sock_recv_length reports. */
+#define LL_MSG_DONTWAIT 0x40
+#define LL_MSG_WAITALL 0x100
+#define LL_O_NONBLOCK 04000
+
+/* What one recvmsg (its flags, as tp_btf/sock_recv_length sees them) says
+ * about its reader. tcp_bpf_recvmsg() serves a non-blocking reader exactly
+ * like tcp_recvmsg(); a blocking one it may answer EAGAIN after one wake-up
+ * without data, and MSG_WAITALL it ignores for redirected bytes. */
+enum ll_read_kind {
+	LL_READ_SAFE,
+	LL_READ_BLOCKING,
+	LL_READ_WAITALL,
+};
+
+static inline enum ll_read_kind ll_read_kind(__u32 flags)
+{
+	if (flags & LL_MSG_DONTWAIT)
+		return LL_READ_SAFE; /* MSG_WAITALL cannot wait without waiting */
+	return flags & LL_MSG_WAITALL ? LL_READ_WAITALL : LL_READ_BLOCKING;
+}
+
+/* A sender redirects into its peer only while the peer's record says its
+ * reader is safe and the pair is not leaving. A reader not seen yet (it may
+ * block, or splice, which cannot see redirected bytes) gets TCP. */
+static inline bool ll_reader_redirectable(__u32 reader)
+{
+	return (reader & (LL_READER_SAFE | LL_READER_UNSAFE | LL_READER_LEAVING)) == LL_READER_SAFE;
+}
+
+/* After LL_READER_LEAVING, how long a redirect that decided before it can
+ * take to land, at most: a verdict is followed at once by the queueing
+ * (tcp_bpf_send_verdict() -> bpf_tcp_ingress()), microseconds. */
+#define LL_LEAVE_GRACE_NS (100ULL * 1000 * 1000)
+
+/*
+ * Whether a socket of a leaving pair may leave the map now, without losing
+ * a byte: nothing redirected to it is left unread (@queued, its psock's
+ * msg_tot_len) and no redirect into it can still be in flight. Every
+ * tcp_bpf_sendmsg() holds a reference to the sender's psock for its whole
+ * duration, so the peer's psock seen with only its map link's reference
+ * (@peer_refs <= 1; 0: the peer left already) after the flag was set proves
+ * none is; a peer whose own reader is parked in tcp_bpf_recvmsg() holds one
+ * more for as long, and then the grace period is the proof.
+ */
+static inline bool ll_leave_ready(__u32 queued, __u32 peer_refs, __u64 since_ns)
+{
+	return !queued && (peer_refs <= 1 || since_ns >= LL_LEAVE_GRACE_NS);
 }
 
 /* A provisional client end at its first incoming segment: it stays when a

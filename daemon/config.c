@@ -53,7 +53,6 @@
 #include "config.h"
 #include "loopless.h"
 
-
 #define MAX_SOCKETS_LIMIT 16777216UL
 /* Far beyond any real configuration; bounds memory and line counts. */
 #define CONFIG_TEXT_MAX (1024 * 1024)

@@ -46,7 +46,8 @@ const struct stat_def stat_defs[STAT_NR] = {
 				    "whose handshake did not come over lo; reason=no_peer, one on lo "
 				    "whose client end is not in the sockhash; reason=port, "
 				    "include_ports or exclude_ports; reason=zerocopy, SO_ZEROCOPY "
-				    "was on." },
+				    "was on; reason=blocking, a blocking client or a server end of "
+				    "a blocking listener." },
 	[LL_CNT_SKIPPED_PORT] = { "skipped_port", "loopless_sockets_skipped_total",
 				  "reason=\"port\"", STAT_COUNTER, NULL },
 	[LL_CNT_SKIPPED_ZEROCOPY] = { "skipped_zerocopy", "loopless_sockets_skipped_total",
@@ -81,6 +82,27 @@ const struct stat_def stat_defs[STAT_NR] = {
 				"end was claimed already: never paired with a wrong peer." },
 	[LL_CNT_SKIPPED_NO_PEER] = { "skipped_no_peer", "loopless_sockets_skipped_total",
 				     "reason=\"no_peer\"", STAT_COUNTER, NULL },
+	[LL_CNT_SKIPPED_BLOCKING] = { "skipped_blocking", "loopless_sockets_skipped_total",
+				      "reason=\"blocking\"", STAT_COUNTER, NULL },
+	[LL_CNT_TCP_READER_UNKNOWN] = { "tcp_reader_unknown",
+					"loopless_tcp_reader_unknown_messages_total", NULL,
+					STAT_COUNTER,
+					"Messages sent on TCP because the peer's reader was not seen "
+					"reading non-blocking yet (or the pair is leaving the map)." },
+	[LL_CNT_LEAVE_BLOCKING] = { "leaves_blocking", "loopless_leaves_total",
+				    "reason=\"blocking_reader\"", STAT_COUNTER,
+				    "Pairs that left the sockhash: reason=blocking_reader, a reader "
+				    "was seen reading blocking; reason=waitall, with MSG_WAITALL." },
+	[LL_CNT_LEAVE_WAITALL] = { "leaves_waitall", "loopless_leaves_total", "reason=\"waitall\"",
+				   STAT_COUNTER, NULL },
+	[LL_CNT_LEFT] = { "sockets_left", "loopless_sockets_left_total", NULL, STAT_COUNTER,
+			  "Sockets of leaving pairs taken out of the sockhash once every byte "
+			  "redirected to them was read." },
+	[LL_CNT_APP_VISIBLE_ERRORS] = { "app_visible_errors", "loopless_app_visible_errors_total",
+					NULL, STAT_COUNTER,
+					"EAGAIN returned to a blocking recvmsg on a socket in the "
+					"sockhash (plain TCP would have waited on; SO_RCVTIMEO "
+					"timeouts count too). Should stay 0." },
 	[STAT_SOCKETS] = { "sockets", "loopless_active_sockets", NULL, STAT_GAUGE,
 			   "Sockets in the sockhash now (two per accelerated connection)." },
 	[STAT_MAX_SOCKETS] = { "max_sockets", "loopless_map_capacity", NULL, STAT_GAUGE,

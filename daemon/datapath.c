@@ -227,6 +227,9 @@ static int pin_prog(struct bpf_program *prog, const char *pin_dir, const char *n
 	return bpf_program__pin(prog, path);
 }
 
+static int attach_recv(struct loopless_bpf *skel, const char *pin_dir);
+static int leave_event(void *ctx, void *data, size_t size);
+
 int datapath_load(struct datapath *dp, const char *pin_dir, uint32_t max_sockets)
 {
 	struct loopless_bpf *skel;
@@ -291,10 +294,111 @@ int datapath_load(struct datapath *dp, const char *pin_dir, uint32_t max_sockets
 		log_error("cannot attach sk_msg program to the sockhash: %s", strerror(-err));
 		goto fail;
 	}
+	err = attach_recv(skel, pin_dir);
+	if (err) {
+		log_error("cannot attach the recvmsg tracepoint program: %s", strerror(-err));
+		goto fail;
+	}
+	dp->leaves =
+		ring_buffer__new(bpf_map__fd(skel->maps.leave_events), leave_event, NULL, NULL);
+	if (!dp->leaves) {
+		err = -errno;
+		log_error("cannot read the leave events: %s", strerror(-err));
+		goto fail;
+	}
 	dp->skel = skel;
 	return 0;
 fail:
 	loopless_bpf__destroy(skel);
+	return err;
+}
+
+/*
+ * ll_recv, host-wide, as a pinned link: it keeps judging readers while no
+ * looplessd runs. A newer daemon's program replaces the pinned one: tracing
+ * links cannot swap programs (bpf_link_update), so the new link is pinned
+ * beside it and renamed over it, which drops the old link's last reference
+ * (both run for that moment; they only set flags).
+ */
+static int attach_recv(struct loopless_bpf *skel, const char *pin_dir)
+{
+	char path[4096], tmp[4096];
+	struct bpf_link *link;
+	int err;
+
+	if (pins_path(path, sizeof(path), pin_dir, PIN_RECV_LINK) ||
+	    pins_path(tmp, sizeof(tmp), pin_dir, PIN_RECV_LINK "_new" /* bpffs refuses dots */))
+		return -ENAMETOOLONG;
+	link = bpf_program__attach(skel->progs.ll_recv);
+	if (!link)
+		return -errno;
+	if (unlink(tmp) && errno != ENOENT) {
+		err = -errno;
+		goto out;
+	}
+	err = bpf_link__pin(link, tmp);
+	if (err)
+		goto out;
+	if (rename(tmp, path)) {
+		err = -errno;
+		unlink(tmp);
+		goto out;
+	}
+	bpf_link__disconnect(link);
+out:
+	bpf_link__destroy(link);
+	return err;
+}
+
+/* The records carry nothing: any of them means "run ll_reap". */
+static int leave_event(void *ctx, void *data, size_t size)
+{
+	(void)ctx;
+	(void)data;
+	(void)size;
+	return 0;
+}
+
+int datapath_leave_fd(const struct datapath *dp)
+{
+	return dp->leaves ? ring_buffer__epoll_fd(dp->leaves) : -1;
+}
+
+int datapath_reap(struct datapath *dp, unsigned int *pending)
+{
+	LIBBPF_OPTS(bpf_iter_attach_opts, opts);
+	union bpf_iter_link_info linfo = {};
+	struct bpf_link *link;
+	__u32 rec[64];
+	int iter_fd, err = 0;
+	ssize_t r;
+
+	*pending = 0;
+	if (dp->leaves && ring_buffer__consume(dp->leaves) < 0)
+		log_debug("leave events: %s", strerror(errno));
+	linfo.map.map_fd = bpf_map__fd(dp->skel->maps.sock_hash);
+	opts.link_info = &linfo;
+	opts.link_info_len = sizeof(linfo);
+	link = bpf_program__attach_iter(dp->skel->progs.ll_reap, &opts);
+	if (!link)
+		return -errno;
+	iter_fd = bpf_iter_create(bpf_link__fd(link));
+	if (iter_fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	while ((r = read(iter_fd, rec, sizeof(rec))) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err = -errno;
+			break;
+		}
+		*pending += r / sizeof(rec[0]);
+	}
+	close(iter_fd);
+out:
+	bpf_link__destroy(link);
 	return err;
 }
 
@@ -473,6 +577,8 @@ int datapath_apply(struct datapath *dp, const struct config *cfg, const struct c
 
 void datapath_close(struct datapath *dp)
 {
+	ring_buffer__free(dp->leaves);
+	dp->leaves = NULL;
 	loopless_bpf__destroy(dp->skel);
 	dp->skel = NULL;
 }
@@ -565,6 +671,8 @@ int datapath_conns(const char *pin_dir, struct ll_conn_rec **out, size_t *n)
 	bpf_program__set_autoload(skel->progs.ll_sockops, false);
 	bpf_program__set_autoload(skel->progs.ll_sk_msg, false);
 	bpf_program__set_autoload(skel->progs.ll_setsockopt, false);
+	bpf_program__set_autoload(skel->progs.ll_recv, false);
+	bpf_program__set_autoload(skel->progs.ll_reap, false);
 	/* The iterator reads the pinned maps; a map a pin set lacks (older
 	 * layout) is created for this run only. */
 	bpf_object__for_each_map(map, skel->obj)
@@ -662,6 +770,12 @@ int datapath_uninstall(const char *pin_dir, unsigned int timeout_ms, bool force,
 		err = pins_for_each_link_named(pin_dir, PIN_SOCKOPT_LINK_PREFIX, detach_link, NULL);
 	if (err)
 		goto out;
+	/* The recvmsg tracepoint: host-wide, nothing left to judge. */
+	if (!pins_path(path, sizeof(path), pin_dir, PIN_RECV_LINK) && unlink(path) &&
+	    errno != ENOENT) {
+		err = -errno;
+		goto out;
+	}
 	/* 3. Wait for the readers to take what was redirected to them: taking
 	 * a socket out of the map drops its queue. */
 	for (;;) {

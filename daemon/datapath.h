@@ -12,6 +12,7 @@
 #include "loopless.h"
 
 struct loopless_bpf;
+struct ring_buffer;
 
 struct cgroup_target {
 	char path[CONFIG_PATH_MAX]; /* absolute */
@@ -22,6 +23,7 @@ struct datapath {
 	struct loopless_bpf *skel;
 	char pin_dir[CONFIG_PATH_MAX];
 	bool adopted; /* a pinned datapath was found and taken over */
+	struct ring_buffer *leaves; /* leave_events: a pair started leaving */
 };
 
 /* Kernel features the datapath needs; -EOPNOTSUPP with @what naming the
@@ -36,6 +38,12 @@ int datapath_load(struct datapath *dp, const char *pin_dir, uint32_t max_sockets
  * swapped in place, links to cgroups not listed are detached. */
 int datapath_apply(struct datapath *dp, const struct config *cfg, const struct cgroup_target *cg,
 		   int n_cg);
+/* The fd to poll for leave events (readable: call datapath_reap()). */
+int datapath_leave_fd(const struct datapath *dp);
+/* Take the sockets of leaving pairs out of the map once nothing redirected
+ * to them is unread (ll_reap); *pending: how many still wait, to try again
+ * shortly. */
+int datapath_reap(struct datapath *dp, unsigned int *pending);
 /* Release the skeleton; everything pinned stays. */
 void datapath_close(struct datapath *dp);
 /* Every socket in the pinned sockhash with its redirected bytes waiting

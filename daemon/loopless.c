@@ -249,6 +249,18 @@ static const char *rec_sends(const struct ll_conn_rec *r)
 	return r->flags & LL_SK_TCP_USED ? "tcp" : "redirect";
 }
 
+/* What its reader has shown (enum ll_reader): redirected into only if "safe". */
+static const char *rec_reader(const struct ll_conn_rec *r)
+{
+	if (r->flags & LL_REC_LEGACY)
+		return "unknown";
+	if (r->reader & LL_READER_LEAVING)
+		return "leaving";
+	if (r->reader & LL_READER_UNSAFE)
+		return "blocking";
+	return r->reader & LL_READER_SAFE ? "safe" : "not_seen";
+}
+
 /* "llsidecar[812]", or "-" when no process holds the socket's file. */
 static void fmt_owner(char *out, size_t len, const struct sock_owner *own)
 {
@@ -267,7 +279,7 @@ static void print_conn_json(const struct ll_conn_rec *r, const struct ll_conn_re
 	fmt_endpoint(remote, sizeof(remote), r->family, r->raddr, r->rport);
 	printf("%s{\"netns_cookie\":%llu,\"family\":\"%s\",\"local\":\"%s\","
 	       "\"remote\":\"%s\",\"cookie\":%llu,\"role\":\"%s\",\"state\":\"%s\","
-	       "\"peer_cookie\":%llu,\"pid\":%d,\"comm\":\"%s\",\"sends\":\"%s\","
+	       "\"peer_cookie\":%llu,\"pid\":%d,\"comm\":\"%s\",\"sends\":\"%s\",\"reader\":\"%s\","
 	       "\"unread_bytes\":%u}",
 	       first ? "" : ",", (unsigned long long)r->key.netns, family_name(r->family), local,
 	       remote, (unsigned long long)r->cookie,
@@ -275,7 +287,8 @@ static void print_conn_json(const struct ll_conn_rec *r, const struct ll_conn_re
 	       r->flags & LL_SK_ACTIVE	? "client" :
 					  "server",
 	       rec_state(r, peer), peer ? (unsigned long long)peer->cookie : 0ULL,
-	       own ? (int)own->pid : 0, own && own->pid ? own->comm : "", rec_sends(r), r->queued);
+	       own ? (int)own->pid : 0, own && own->pid ? own->comm : "", rec_sends(r),
+	       rec_reader(r), r->queued);
 }
 
 /* One end: its process, its tuple as it sees it, its sends and queue. */
@@ -287,8 +300,8 @@ static void print_end(const char *lead, const char *role, const struct ll_conn_r
 	fmt_endpoint(l, sizeof(l), r->family, r->laddr, r->lport);
 	fmt_endpoint(rm, sizeof(rm), r->family, r->raddr, r->rport);
 	fmt_owner(who, sizeof(who), own);
-	printf("%-10s %-6s %-20s %21s %s %-21s %-8s %u\n", lead, role, who, l, arrow, rm,
-	       rec_sends(r), r->queued);
+	printf("%-10s %-6s %-20s %21s %s %-21s %-8s %-9s %u\n", lead, role, who, l, arrow, rm,
+	       rec_sends(r), rec_reader(r), r->queued);
 }
 
 /*
@@ -311,8 +324,8 @@ static void print_conns_text(const struct ll_conn_rec *recs, size_t n,
 		if (!(c->flags & LL_SK_ACTIVE) || strcmp(rec_state(c, sv), "paired"))
 			continue;
 		if (!pairs++)
-			printf("%-10s %-6s %-20s %21s %2s %-21s %-8s %s\n", "NETNS", "END",
-			       "PROCESS", "LOCAL", "", "REMOTE", "SENDS", "UNREAD");
+			printf("%-10s %-6s %-20s %21s %2s %-21s %-8s %-9s %s\n", "NETNS", "END",
+			       "PROCESS", "LOCAL", "", "REMOTE", "SENDS", "READER", "UNREAD");
 		snprintf(ns, sizeof(ns), "%llu", (unsigned long long)c->key.netns);
 		print_end(ns, "client", c, "->", procs_owner(owners, n_owners, c->ino));
 		print_end("  <=>", "server", sv, "<-", procs_owner(owners, n_owners, sv->ino));
@@ -325,9 +338,9 @@ static void print_conns_text(const struct ll_conn_rec *recs, size_t n,
 		if (!strcmp(state, "paired"))
 			continue;
 		if (!others++)
-			printf("%s%-10s %-11s %-20s %21s %2s %-21s %-8s %s\n", pairs ? "\n" : "",
-			       "NETNS", "NOT PAIRED", "PROCESS", "LOCAL", "", "REMOTE", "SENDS",
-			       "UNREAD");
+			printf("%s%-10s %-11s %-20s %21s %2s %-21s %-8s %-9s %s\n",
+			       pairs ? "\n" : "", "NETNS", "NOT PAIRED", "PROCESS", "LOCAL", "",
+			       "REMOTE", "SENDS", "READER", "UNREAD");
 		snprintf(ns, sizeof(ns), "%llu", (unsigned long long)c->key.netns);
 		printf("%-10s %-11s ", ns, state);
 		print_end("", "", c, "->", procs_owner(owners, n_owners, c->ino));

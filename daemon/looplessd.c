@@ -619,19 +619,46 @@ reject:
 	return -EINVAL;
 }
 
+/* Leaving pairs: run ll_reap now; while some still wait for their reader to
+ * drain, again after *retry_ms (doubling up to a second). */
+static void reap(struct daemon *d, int *retry_ms)
+{
+	unsigned int pending;
+	int err = datapath_reap(&d->dp, &pending);
+
+	if (err)
+		log_warn("cannot take leaving sockets out of the map: %s", strerror(-err));
+	if (err || pending)
+		*retry_ms = *retry_ms < 0 ? 5 : (*retry_ms >= 1000 ? 1000 : *retry_ms * 2);
+	else
+		*retry_ms = -1;
+}
+
+static int min_timeout(int a, int b)
+{
+	return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
 static int event_loop(struct daemon *d, int sfd)
 {
 	struct signalfd_siginfo si;
+	int retry_ms = -1;
 
+	/* Pairs that started leaving while no looplessd ran. */
+	reap(d, &retry_ms);
 	for (;;) {
-		struct pollfd pfd[2] = {
+		struct pollfd pfd[3] = {
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = d->metrics ? metrics_poll_fd(d->metrics) : -1, .events = POLLIN },
+			{ .fd = datapath_leave_fd(&d->dp), .events = POLLIN },
 		};
-		int timeout = d->metrics ? metrics_timeout_ms(d->metrics) : -1;
+		int timeout =
+			min_timeout(d->metrics ? metrics_timeout_ms(d->metrics) : -1, retry_ms);
+		int ready;
 		ssize_t n;
 
-		if (poll(pfd, 2, timeout) < 0) {
+		ready = poll(pfd, 3, timeout);
+		if (ready < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error("poll: %s", strerror(errno));
@@ -639,6 +666,8 @@ static int event_loop(struct daemon *d, int sfd)
 		}
 		if (d->metrics)
 			metrics_run(d->metrics);
+		if ((pfd[2].revents & POLLIN) || (!ready && retry_ms >= 0))
+			reap(d, &retry_ms);
 		if (!(pfd[0].revents & POLLIN))
 			continue;
 		n = read(sfd, &si, sizeof(si));

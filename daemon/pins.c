@@ -21,6 +21,8 @@ const char *const pin_map_names[PIN_NR_MAPS] = {
 	[PIN_PORTS] = "ports",
 	[PIN_SK_STATE] = "sk_state",
 	[PIN_PEERS] = "peers",
+	[PIN_LISTENERS] = "listeners",
+	[PIN_LEAVE_EVENTS] = "leave_events",
 	[PIN_LEGACY_SOCK_HASH] = "legacy_sock_hash",
 	[PIN_LOCAL_ADDRS] = "local_addrs",
 };

@@ -3,12 +3,14 @@
  * The pin directory: what looplessd leaves in bpffs so the datapath outlives
  * it, and how the CLI finds it again.
  *
- *   <dir>/sock_hash counters ll_config ports sk_state peers               maps
+ *   <dir>/sock_hash counters ll_config ports sk_state peers listeners
+ *         leave_events                                                   maps
  *   <dir>/legacy_sock_hash     an older looplessd's sockhash (4-tuple keys),
  *                              kept while sockets it redirects are open
  *   <dir>/ll_sockops ll_sk_msg                                      programs
  *   <dir>/link_cg_<cgroup id>                          cgroup links: ll_sockops
  *   <dir>/link_sockopt_cg_<cgroup id>                               ll_setsockopt
+ *   <dir>/link_recv                              ll_recv (tp_btf, host-wide)
  */
 #ifndef LOOPLESS_PINS_H
 #define LOOPLESS_PINS_H
@@ -18,6 +20,8 @@
 
 #define PIN_LINK_PREFIX "link_cg_"
 #define PIN_SOCKOPT_LINK_PREFIX "link_sockopt_cg_"
+/* The tp_btf/sock_recv_length link (ll_recv): it is global, not per cgroup. */
+#define PIN_RECV_LINK "link_recv"
 
 enum pin_map {
 	PIN_SOCK_HASH,
@@ -26,6 +30,8 @@ enum pin_map {
 	PIN_PORTS,
 	PIN_SK_STATE,
 	PIN_PEERS,
+	PIN_LISTENERS,
+	PIN_LEAVE_EVENTS,
 	/* Not maps of this version's programs: */
 	PIN_LEGACY_SOCK_HASH, /* see above; optional */
 	PIN_LOCAL_ADDRS, /* pinned by versions that used local_addrs; removed */

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <cmocka.h>
 
@@ -180,38 +181,101 @@ static void test_admit(void **state)
 {
 	static const struct {
 		bool active;
+		int nonblock;
 		__u32 rx_ifindex, mss;
 		bool client_found;
 		__u64 client_peer_cookie;
 		enum ll_admit want;
 		const char *why;
 	} cases[] = {
-		{ true, 0, 65483, false, 0, LL_ADMIT_PROVISIONAL,
+		{ true, 1, 0, 65483, false, 0, LL_ADMIT_PROVISIONAL,
 		  "client: SYN-ACK from the backlog" },
-		{ true, 1, 65483, true, 7, LL_ADMIT_PROVISIONAL, "client: SYN-ACK over lo" },
-		{ true, 0, 65464, false, 0, LL_ADMIT_PROVISIONAL, "client: IPv6 lo MSS" },
-		{ true, 5, 65483, false, 0, LL_SKIP_REMOTE, "client: SYN-ACK over another device" },
-		{ true, 0, 1460, false, 0, LL_SKIP_REMOTE, "client: MSS of a 1500-byte MTU" },
-		{ true, 0, 8960, false, 0, LL_SKIP_REMOTE, "client: MSS of jumbo frames" },
-		{ true, 0, LL_LO_MSS_MIN, false, 0, LL_ADMIT_PROVISIONAL, "client: at the bound" },
-		{ false, 1, 65483, true, 0, LL_ADMIT_PAIR, "server on lo, client unclaimed" },
-		{ false, 1, 536, true, 0, LL_ADMIT_PAIR,
+		{ true, 1, 1, 65483, true, 7, LL_ADMIT_PROVISIONAL, "client: SYN-ACK over lo" },
+		{ true, 1, 0, 65464, false, 0, LL_ADMIT_PROVISIONAL, "client: IPv6 lo MSS" },
+		{ true, 1, 5, 65483, false, 0, LL_SKIP_REMOTE,
+		  "client: SYN-ACK over another device" },
+		{ true, 1, 0, 1460, false, 0, LL_SKIP_REMOTE, "client: MSS of a 1500-byte MTU" },
+		{ true, 1, 0, 8960, false, 0, LL_SKIP_REMOTE, "client: MSS of jumbo frames" },
+		{ true, 1, 0, LL_LO_MSS_MIN, false, 0, LL_ADMIT_PROVISIONAL,
+		  "client: at the bound" },
+		{ true, 0, 0, 65483, false, 0, LL_SKIP_BLOCKING, "client on a blocking socket" },
+		{ true, 0, 0, 1460, false, 0, LL_SKIP_REMOTE, "remote wins over blocking" },
+		{ true, -1, 0, 65483, false, 0, LL_ADMIT_PROVISIONAL, "client without a file" },
+		{ false, 1, 1, 65483, true, 0, LL_ADMIT_PAIR, "server on lo, client unclaimed" },
+		{ false, -1, 1, 65483, true, 0, LL_ADMIT_PAIR,
+		  "listener not seen: judged at recvmsg" },
+		{ false, 0, 1, 65483, true, 0, LL_SKIP_BLOCKING, "server of a blocking listener" },
+		{ false, 1, 1, 536, true, 0, LL_ADMIT_PAIR,
 		  "server: the MSS is the client's, unused" },
-		{ false, 2, 65483, true, 0, LL_SKIP_REMOTE, "server, final ACK over a veth" },
-		{ false, 0, 65483, true, 0, LL_SKIP_REMOTE, "server, device unknown" },
-		{ false, 1, 65483, false, 0, LL_SKIP_NO_PEER,
+		{ false, 1, 2, 65483, true, 0, LL_SKIP_REMOTE, "server, final ACK over a veth" },
+		{ false, 1, 0, 65483, true, 0, LL_SKIP_REMOTE, "server, device unknown" },
+		{ false, 1, 1, 65483, false, 0, LL_SKIP_NO_PEER,
 		  "server on lo, client not in the map" },
-		{ false, 1, 65483, true, 99, LL_SKIP_COLLISION,
-		  "server on lo, client claimed already" },
-		{ false, 7, 1460, false, 0, LL_SKIP_REMOTE, "remote wins over no peer" },
+		{ false, 1, 1, 65483, true, 99, LL_SKIP_COLLISION, "server on lo, client claimed" },
+		{ false, 1, 7, 1460, false, 0, LL_SKIP_REMOTE, "remote wins over no peer" },
 	};
 	size_t i;
 
 	(void)state;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		if (ll_admit(cases[i].active, cases[i].rx_ifindex, cases[i].mss,
+		if (ll_admit(cases[i].active, cases[i].nonblock, cases[i].rx_ifindex, cases[i].mss,
 			     cases[i].client_found, cases[i].client_peer_cookie) != cases[i].want)
 			fail_msg("%s: expected %d", cases[i].why, cases[i].want);
+}
+
+/* What a recvmsg says about its reader, with the kernel's flag values. */
+static void test_read_kind(void **state)
+{
+	(void)state;
+	assert_int_equal(LL_MSG_DONTWAIT, MSG_DONTWAIT);
+	assert_int_equal(LL_MSG_WAITALL, MSG_WAITALL);
+	assert_int_equal(LL_O_NONBLOCK, O_NONBLOCK);
+	assert_int_equal(ll_read_kind(MSG_DONTWAIT), LL_READ_SAFE);
+	assert_int_equal(ll_read_kind(MSG_DONTWAIT | MSG_PEEK), LL_READ_SAFE);
+	assert_int_equal(ll_read_kind(MSG_DONTWAIT | MSG_WAITALL), LL_READ_SAFE);
+	assert_int_equal(ll_read_kind(0), LL_READ_BLOCKING);
+	assert_int_equal(ll_read_kind(MSG_PEEK), LL_READ_BLOCKING);
+	assert_int_equal(ll_read_kind(MSG_WAITALL), LL_READ_WAITALL);
+	assert_int_equal(ll_read_kind(MSG_WAITALL | MSG_NOSIGNAL), LL_READ_WAITALL);
+}
+
+/* Redirected into only a reader seen safe, never unsafe, not leaving. */
+static void test_reader_redirectable(void **state)
+{
+	(void)state;
+	assert_false(ll_reader_redirectable(0)); /* not seen yet: maybe a splicer */
+	assert_true(ll_reader_redirectable(LL_READER_SAFE));
+	assert_false(ll_reader_redirectable(LL_READER_UNSAFE));
+	assert_false(ll_reader_redirectable(LL_READER_SAFE | LL_READER_UNSAFE));
+	assert_false(ll_reader_redirectable(LL_READER_SAFE | LL_READER_LEAVING));
+	assert_false(ll_reader_redirectable(LL_READER_LEAVING));
+}
+
+/* A leaving socket goes when drained and no redirect into it can be in
+ * flight: its peer idle (one reference: its map link; 0: gone), or the
+ * grace period over. */
+static void test_leave_ready(void **state)
+{
+	static const struct {
+		__u32 queued, peer_refs;
+		__u64 since_ns;
+		bool want;
+	} cases[] = {
+		{ 0, 1, 0, true },
+		{ 0, 0, 0, true },
+		{ 1, 1, LL_LEAVE_GRACE_NS * 10, false }, /* never with bytes unread */
+		{ 0, 2, 0, false }, /* the peer is inside a sendmsg (or a recvmsg) */
+		{ 0, 2, LL_LEAVE_GRACE_NS - 1, false },
+		{ 0, 2, LL_LEAVE_GRACE_NS, true },
+		{ 4096, 0, 0, false },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (ll_leave_ready(cases[i].queued, cases[i].peer_refs, cases[i].since_ns) !=
+		    cases[i].want)
+			fail_msg("case %zu: expected %d", i, cases[i].want);
 }
 
 /* A provisional client end stays only if claimed; a sender uses a record
@@ -240,6 +304,9 @@ int main(void)
 		cmocka_unit_test(test_key_pair),
 		cmocka_unit_test(test_admit),
 		cmocka_unit_test(test_pairing_is_mutual),
+		cmocka_unit_test(test_read_kind),
+		cmocka_unit_test(test_reader_redirectable),
+		cmocka_unit_test(test_leave_ready),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
