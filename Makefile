@@ -138,7 +138,9 @@ $(OUTPUT)/test_key: tests/unit/test_key.c bpf/loopless.h | $(OUTPUT)
 # loopless (each in the test's own netns, on its own ports and temp config;
 # where no init system runs, installing them starts no service). iptables
 # (iptables and ip6tables, nft backend) sets up the mesh tests' Istio- and
-# Linkerd-shaped REDIRECT rules, only inside the tests' own netns. Besides them:
+# Linkerd-shaped REDIRECT rules, only inside the tests' own netns. golang-go
+# builds the Go proxies of tests/readers.sh (standard library only, offline),
+# haproxy is one of its splicing proxies. Besides them:
 # promtool (tests check /metrics with it) is taken out of Debian's prometheus
 # package into .deps/bin rather than installing that package, which would
 # also enable a Prometheus server; the manifest and Dockerfile checks use the
@@ -146,7 +148,7 @@ $(OUTPUT)/test_key: tests/unit/test_key.c bpf/loopless.h | $(OUTPUT)
 DEPS := make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	libinih-dev libsystemd-dev libcap-dev libcmocka-dev libmicrohttpd-dev iproute2 procps \
 	util-linux jq gnuplot-nox iperf3 coreutils curl python3 systemd systemd-container groff-base \
-	man-db yamllint nodejs redis-server redis-tools nginx-light wrk iptables
+	man-db yamllint nodejs redis-server redis-tools nginx-light wrk iptables golang-go haproxy
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q 'install ok installed' || echo $$p; done); \

@@ -455,21 +455,33 @@ static void *xalloc(size_t len)
  */
 static _Atomic uint64_t eagain_seen;
 
+/*
+ * Every mode reads the way event-driven programs (the ones worth
+ * accelerating) do: recv(MSG_DONTWAIT), poll() for readiness when nothing is
+ * there. loopless redirects only into such readers (a blocking one is kept
+ * on plain TCP, see ll_recv). Pipes are read with read().
+ */
 static ssize_t read_some(int fd, void *buf, size_t len)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
+	bool polled = false;
 	ssize_t n;
 
 	for (;;) {
-		n = read(fd, buf, len);
+		n = recv(fd, buf, len, MSG_DONTWAIT);
+		if (n < 0 && errno == ENOTSOCK)
+			n = read(fd, buf, len);
 		if (n >= 0)
 			return n;
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN)
 			return -1;
-		atomic_fetch_add_explicit(&eagain_seen, 1, memory_order_relaxed);
+		/* Readable, yet nothing to read: worth reporting. */
+		if (polled)
+			atomic_fetch_add_explicit(&eagain_seen, 1, memory_order_relaxed);
 		poll(&p, 1, 100);
+		polled = true;
 	}
 }
 
@@ -659,16 +671,48 @@ static void set_nodelay(int fd)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-/* A blocking client socket connected to @sa, or -1 with errno. */
+/*
+ * Every socket makes one read attempt as soon as it is set up, as Go's
+ * netpoller does (a Read tries recvmsg before it parks): loopless redirects
+ * into a reader only once it has been seen reading non-blocking. (A program
+ * that reads only after its first readiness event gets the first message
+ * of each direction over TCP.) A peek: no byte is taken.
+ */
+static void look_once(int fd)
+{
+	if (o.tr == TR_TCP)
+		(void)!recv(fd, &(char){ 0 }, 1, MSG_PEEK | MSG_DONTWAIT);
+}
+
+/*
+ * A client socket connected to @sa, or -1 with errno: connected the way
+ * event-driven programs connect (non-blocking, then poll() for the end of
+ * the handshake; loopless leaves programs that connect blocking on TCP), and
+ * blocking afterwards, for the writers.
+ */
 static int connect_addr(const struct sockaddr_storage *sa, socklen_t salen)
 {
-	int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	socklen_t len = sizeof(int);
+	int e = 0;
 
 	if (fd < 0)
 		return -1;
 	if (connect(fd, (const struct sockaddr *)sa, salen)) {
-		int e = errno;
-
+		e = errno;
+		if (e == EINPROGRESS) {
+			while (poll(&p, 1, -1) < 0 && errno == EINTR)
+				;
+			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len))
+				e = errno;
+		}
+	}
+	if (!e && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK))
+		e = errno;
+	if (!e)
+		look_once(fd);
+	if (e) {
 		close(fd);
 		errno = e;
 		return -1;
@@ -702,17 +746,21 @@ static void make_ends(struct ends *e, bool nodelay)
 		e->c_rd = p2[0];
 		return;
 	}
-	listener_open(&l, &o.sa, o.salen, false);
+	/* A non-blocking listener, as an event-driven server has (loopless
+	 * judges an accepted socket by its listener). */
+	listener_open(&l, &o.sa, o.salen, true);
 	/* Through proxies the connection reaches the listener only once each hop is up. */
 	phase = o.connect ? "connecting through --connect" : "connecting";
 	arm_watchdog(0);
 	c = o.connect ? connect_addr(&o.csa, o.csalen) : connect_to(&l);
 	if (c < 0)
-		fail("connect %s: %s",
-		     o.connect ? o.connect : sa_str(&l.sa, where, sizeof(where)), strerror(errno));
-	s = accept4(l.fd, NULL, NULL, SOCK_CLOEXEC);
+		fail("connect %s: %s", o.connect ? o.connect : sa_str(&l.sa, where, sizeof(where)),
+		     strerror(errno));
+	while ((s = accept4(l.fd, NULL, NULL, SOCK_CLOEXEC)) < 0 && errno == EAGAIN)
+		poll(&(struct pollfd){ .fd = l.fd, .events = POLLIN }, 1, -1);
 	if (s < 0)
 		fail("accept: %s", strerror(errno));
+	look_once(s);
 	close(l.fd);
 	if (nodelay) {
 		set_nodelay(c);
@@ -975,6 +1023,7 @@ static void *crr_server(void *arg)
 			if (!(pfd[i].revents & POLLIN))
 				continue;
 			while ((fd = accept4(pfd[i].fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+				look_once(fd);
 				set_nodelay(fd);
 				r = read_full(fd, buf, o.size);
 				if (r)
@@ -1222,6 +1271,7 @@ static void *scale_acceptor(void *arg)
 					     SOCK_CLOEXEC);
 				if (fd < 0)
 					break;
+				look_once(fd);
 				w_srv[(size_t)i * 65536 + sa_port(&peer)] = fd;
 				w_accepted++;
 			}
@@ -1672,9 +1722,10 @@ static int parse_opts(int argc, char **argv)
 			break;
 		case OPT_CONNECT:
 			if (strlen(optarg) > 64 || parse_addr_port(optarg, &o.csa, &o.csalen))
-				return usage_error("--connect: \"%s\" is not ADDR:PORT (an IP literal, "
-						   "IPv6 in brackets, and a port 1-65535)",
-						   optarg);
+				return usage_error(
+					"--connect: \"%s\" is not ADDR:PORT (an IP literal, "
+					"IPv6 in brackets, and a port 1-65535)",
+					optarg);
 			o.connect = optarg;
 			break;
 		case 'h':

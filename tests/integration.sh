@@ -247,7 +247,10 @@ t_restart_mid_stream() {
 # old connection has closed, the next start removes the legacy map.
 # UPGRADE_FROM: the older commits: the last before the counters map grew to
 # LL_CNT_SLOTS and ll_setsockopt came, and the last with 4-tuple keys.
-UPGRADE_FROM=${UPGRADE_FROM:-48808b6 d775c98}
+# And the last before the reader rules (sequence-number keys, a smaller
+# peers record).
+UPGRADE_SEQ_KEYS=9289e7e
+UPGRADE_FROM=${UPGRADE_FROM:-48808b6 d775c98 $UPGRADE_SEQ_KEYS}
 upgrade_from() {
 	local from=$1 old=$TMP/old-$1 pid r0 p0 rx0
 	mkdir -p "$old"
@@ -266,12 +269,22 @@ upgrade_from() {
 	log "new: $("$LOOPLESSD" --version)"
 	grep -q "adopted datapath" "$TMP/looplessd.log" ||
 		die "the new looplessd did not adopt the pins: $(tail -5 "$TMP/looplessd.log")"
-	grep -q "kept the older version's sockhash" "$TMP/looplessd.log" ||
-		die "the 4-tuple sockhash was not kept aside: $(tail -5 "$TMP/looplessd.log")"
+	if [ "$from" = "$UPGRADE_SEQ_KEYS" ]; then
+		# Same sockhash keys: the map is adopted as it is; only peers (a
+		# larger record) is replaced, the old programs keep theirs.
+		grep -q "replaced the pinned peers map" "$TMP/looplessd.log" ||
+			die "the older peers map was not replaced: $(tail -5 "$TMP/looplessd.log")"
+	else
+		grep -q "kept the older version's sockhash" "$TMP/looplessd.log" ||
+			die "the 4-tuple sockhash was not kept aside: $(tail -5 "$TMP/looplessd.log")"
+	fi
 	[ "$(bpftool cgroup show "$CG" | grep -c sock_ops)" -eq 1 ] || die "sock_ops attachments != 1"
 	[ "$(bpftool cgroup show "$CG" | grep -c setsockopt)" -eq 1 ] || die "no ll_setsockopt link"
-	"$LOOPLESS" --pin-dir "$PIN" conns --json | jq -e 'map(select(.state == "legacy")) | length == 2' \
-		>/dev/null || die "conns does not show the old pair: $("$LOOPLESS" --pin-dir "$PIN" conns)"
+	if [ "$from" != "$UPGRADE_SEQ_KEYS" ]; then
+		"$LOOPLESS" --pin-dir "$PIN" conns --json |
+			jq -e 'map(select(.state == "legacy")) | length == 2' >/dev/null ||
+			die "conns does not show the old pair: $("$LOOPLESS" --pin-dir "$PIN" conns)"
+	fi
 	# A new connection while the old one streams: paired in the new map.
 	r0=$(counter redirected_bytes)
 	p0=$(counter pairs)
@@ -285,7 +298,8 @@ upgrade_from() {
 	wait_conns 0
 	stop_daemon TERM
 	start_daemon
-	grep -q "removed the older version's sockhash" "$TMP/looplessd.log" ||
+	[ "$from" = "$UPGRADE_SEQ_KEYS" ] ||
+		grep -q "removed the older version's sockhash" "$TMP/looplessd.log" ||
 		die "the empty legacy sockhash was not removed"
 	[ ! -e "$PIN/legacy_sock_hash" ] || die "legacy_sock_hash still pinned"
 	stop_daemon TERM
@@ -1219,8 +1233,10 @@ t_rr_stays_redirected() {
 		out=$(in_ns_cg "$NS" "$CG" "$LLTRAFFIC" rr --connect 127.0.0.1 --size "$size" \
 			--count 20000) || die "rr $size: $out"
 		log "rr $size: $out"
-		[ $(($(counter redirected_msgs) - m0)) -ge 40000 ] ||
-			die "rr $size: $(($(counter redirected_msgs) - m0)) messages redirected, expected 40000"
+		# All but the first request: it takes TCP, before the server's
+		# reader has been seen reading non-blocking (ll_recv).
+		[ $(($(counter redirected_msgs) - m0)) -ge 39999 ] ||
+			die "rr $size: $(($(counter redirected_msgs) - m0)) messages redirected, expected 39999"
 		[ "$(counter fallbacks)" -eq "$f0" ] || die "rr $size fell back to TCP"
 		[ "$(counter fallbacks_small)" -eq "$s0" ] || die "rr $size fell back (small writes)"
 	done
@@ -1344,8 +1360,11 @@ t_setup_ordering() {
 	log "300 connections (client-first before accept, server-first, both): all byte-exact"
 	log "redirected_bytes +$(grew redirected_bytes "$r0"), passed_bytes +$(grew passed_bytes "$p0"), returns +$(grew returns "$ret0"), sockets_inserted +$(grew sockets_inserted "$i0")"
 	[ "$(grew sockets_inserted "$i0")" -ge 600 ] || die "not every socket was inserted"
-	[ "$(grew redirected_bytes "$r0")" -ge $((300 * 48 * 1024)) ] ||
-		die "less than one direction's worth of bytes redirected"
+	# The first bytes of each direction take TCP until their reader has
+	# been seen reading non-blocking (ll_recv); the rest is redirected
+	# once those are read (the ordering rule this test is about).
+	[ "$(grew redirected_bytes "$r0")" -ge $((300 * 48 * 1024 * 2 / 3)) ] ||
+		die "less than a third of the bytes redirected"
 	# 32 MiB written before accept() (the server sleeps 300 ms): the
 	# writer fills the unaccepted socket's queue, falls back to TCP, and
 	# every byte still arrives in order.
@@ -1389,16 +1408,21 @@ t_poll_wakeups() {
 		r0=$(counter redirected_bytes)
 		out=$(probe "$CG" "$c") || exit 1
 		log "$out (redirected +$(grew redirected_bytes "$r0"))"
-		[ "$(grew redirected_bytes "$r0")" -gt 0 ] || die "$c: nothing redirected"
 		case $c in
+		blocking | waitall)
+			# A blocking reader (with MSG_WAITALL or not) is never
+			# redirected into: its pair leaves the map at its first
+			# recvmsg (ll_recv), and it reads exactly as over TCP.
+			[ "$(grew redirected_bytes "$r0")" -eq 0 ] || die "$c: redirected into a blocking reader"
+			[ "$(kv "$out" short_waitall)" = "$(kv "$plain" short_waitall)" ] &&
+				[ "$(kv "$out" bytes)" = "$(kv "$plain" bytes)" ] ||
+				die "$c differs from plain TCP: $out / $plain" ;;
 		epoll-et-rearm)
+			[ "$(grew redirected_bytes "$r0")" -gt 0 ] || die "$c: nothing redirected"
 			[ "${out#ok }" = "${plain#ok }" ] ||
 				die "edge-triggered epoll differs from plain TCP: $out / $plain" ;;
-		waitall)
-			# Bytes are right (llprobe verified them); short reads are a
-			# kernel difference (README "Kernel behaviours").
-			log "  plain TCP: $plain" ;;
 		*)
+			[ "$(grew redirected_bytes "$r0")" -gt 0 ] || die "$c: nothing redirected"
 			[ "$(kv "$out" bytes)" = "$(kv "$plain" bytes)" ] || die "$c: byte count differs" ;;
 		esac
 	done
@@ -1419,11 +1443,14 @@ t_recv_semantics() {
 	[ "$(kv "$out" peek)" = 3000 ] || die "MSG_PEEK did not see all 3 queued writes: $out"
 	# SO_RCVLOWAT: a reader that set it gets its bytes over TCP, which
 	# honours it (poll not readable with 1000 of 2000, one recv of 3000).
-	f0=$(counter fallbacks_rcvlowat)
+	# (This reader blocks in recv(): the bytes also take TCP because it is
+	# not a reader loopless redirects into, whichever comes first.)
+	f0=$(( $(counter fallbacks_rcvlowat) + $(counter tcp_reader_unknown) ))
 	out=$(probe "$CG" rcvlowat) || exit 1
 	[ "$(kv "$out" poll_readable_with_1000)" = 0 ] && [ "$(kv "$out" first_recv)" = 3000 ] ||
 		die "SO_RCVLOWAT not honoured: $out"
-	[ "$(grew fallbacks_rcvlowat "$f0")" -ge 1 ] || die "fallbacks_rcvlowat did not grow"
+	[ $(( $(counter fallbacks_rcvlowat) + $(counter tcp_reader_unknown) )) -gt "$f0" ] ||
+		die "the rcvlowat reader's bytes were not sent on TCP"
 }
 
 # Peer reset (SO_LINGER 0) and close mid-stream: the other side gets
@@ -1479,27 +1506,7 @@ t_sendfile_writev() {
 	done
 }
 
-# splice() on the reading side (haproxy, proxies): tcp_splice_read() reads
-# sk_receive_queue only, never the psock queue that redirected bytes wait in.
-# 64K (all redirected: splice sees the FIN first and reports EOF with 0
-# bytes) and 16M (part redirected, part TCP: splice returns the TCP bytes
-# first). A kernel limit: the way around it is exclude_ports
-# (t_splice_read_excluded).
-k_splice_read() {
-	local size r0 out bad=
-	start_daemon
-	for size in 64K 16M; do
-		out=$(probe "" splice-read --bytes "$size") || exit 1
-		log "plain TCP $size: $out"
-		r0=$(counter redirected_bytes)
-		out=$(in_ns_cg "$NS" "$CG" "$LLPROBE" splice-read --bytes "$size" 2>&1) ||
-			bad="$bad [$size: $out]"
-		log "loopless $size: $out (redirected +$(grew redirected_bytes "$r0"))"
-	done
-	[ -z "$bad" ] || die "splice() from a redirected socket:$bad"
-}
-
-# The way to run a program that splices from its sockets (see k_splice_read):
+# Excluding a port (the way to run a splicing program before ll_recv):
 # its port in exclude_ports. Both ends stay on TCP (skipped_port) and splice()
 # gets every byte in order, 64K and 16M as in the reproducer; a port not
 # excluded is still redirected in the same run.
@@ -1674,18 +1681,20 @@ wait_port() {
 # redis: an 8 MiB value SET and read back byte for byte, and a short
 # redis-benchmark, with loopless and with plain TCP.
 t_redis() {
-	local r0 m0 ll plain out
+	local r0 l0 m0 ll plain out
 	need_cmd redis-server redis-cli redis-benchmark
 	start_daemon
 	in_ns_cg "$NS" "$CG" redis-server --bind 127.0.0.1 --port 6390 --save '' \
 		--appendonly no --dir "$TMP" --protected-mode no --unixsocket '' \
 		--logfile "$TMP/redis.log" >/dev/null 2>&1 &
 	wait_port 6390
-	# 200 KiB: below the smallest queue limit (256 KiB), so the value is
-	# redirected both ways. Larger values: k_redis_big_value in
-	# tests/known-issues.sh (a blocking redis-cli can get EAGAIN).
+	# redis-cli connects non-blocking (hiredis) and then reads blocking:
+	# its pair leaves the map at its first recvmsg (ll_recv) and the rest
+	# is plain TCP; every byte right. redis-benchmark, event-driven like
+	# redis-server, stays redirected.
 	head -c 200K /dev/urandom >"$TMP/value"
 	r0=$(counter redirected_bytes)
+	l0=$(counter leaves_blocking)
 	out=$(in_ns_cg "$NS" "$CG" redis-cli -p 6390 -x SET big <"$TMP/value" 2>&1)
 	[ "$out" = OK ] || die "SET of 200 KiB failed: $out"
 	# --raw prints the value as it is, plus one newline.
@@ -1694,9 +1703,9 @@ t_redis() {
 		die "GET returned $(stat -c %s "$TMP/got") bytes, expected 200 KiB + newline"
 	[ "$(head -c 200K "$TMP/got" | sha256sum)" = "$(sha256sum <"$TMP/value")" ] ||
 		die "the 200 KiB value came back different"
-	[ "$(grew redirected_bytes "$r0")" -ge $((2 * 200 * 1024)) ] ||
-		die "SET + GET: only $(grew redirected_bytes "$r0") bytes redirected"
-	log "200 KiB SET + GET byte-exact, redirected +$(grew redirected_bytes "$r0")"
+	[ "$(grew leaves_blocking "$l0")" -ge 2 ] ||
+		die "redis-cli's blocking reads did not take its connections out of the map"
+	log "200 KiB SET + GET byte-exact; redis-cli reads blocking: $(grew leaves_blocking "$l0") pairs left the map, redirected +$(grew redirected_bytes "$r0")"
 	m0=$(counter redirected_msgs)
 	ll=$(in_ns_cg "$NS" "$CG" redis-benchmark -p 6390 -n 20000 -c 8 -t set,get -q 2>&1 |
 		tr '\r' '\n' | sed -n 's/^\(SET\|GET\): \([0-9.]*\) requests per second.*/\1 \2/p' | paste -sd' ')
@@ -1746,8 +1755,12 @@ t_nginx() {
 		in_ns_cg "$NS" "$CG" curl -sS --noproxy '*' -o "$TMP/got" "http://127.0.0.1:$port/big" ||
 			die "curl :$port failed"
 		[ "$(sha256sum <"$TMP/got")" = "$sum" ] || die "nginx :$port sent different bytes"
+		# A fresh connection's response starts before curl's first read,
+		# so it takes TCP (ll_recv has not seen the reader yet) and a
+		# transfer that never pauses stays there (README "Kernel
+		# behaviours", small writes and returns). Logged, not asserted;
+		# the keep-alive load below is redirected.
 		log "nginx sendfile $([ $port = 8090 ] && echo on || echo off): 64 MiB sha256 ok, redirected +$(grew redirected_bytes "$r0"), passed +$(grew passed_bytes "$p0")"
-		[ "$(grew redirected_bytes "$r0")" -gt 0 ] || die "nginx :$port: nothing redirected"
 	done
 	command -v wrk >/dev/null || { log "wrk not installed: load skipped"; return 0; }
 	r0=$(counter redirected_msgs)
@@ -1762,47 +1775,23 @@ t_nginx() {
 
 # iperf3: redirected with loopless, compared with plain TCP (2 s each).
 t_iperf3() {
-	local r0 ll plain
+	local r0 b0 ll plain
 	need_cmd iperf3
 	start_daemon
 	in_ns_cg "$NS" "$CG" iperf3 -s -B 127.0.0.1 -p 5299 >"$TMP/iperf3.log" 2>&1 &
 	wait_port 5299
+	# iperf3 is a blocking program (a blocking listener, blocking reads
+	# after select()): loopless keeps it on TCP, where tcp_bpf_recvmsg()
+	# cannot hurt it, and it runs as over plain TCP.
 	r0=$(counter redirected_bytes)
+	b0=$(counter skipped_blocking)
 	ll=$(in_ns_cg "$NS" "$CG" iperf3 -c 127.0.0.1 -p 5299 -t 2 -J |
 		jq '.end.sum_received.bits_per_second / 1e8 | floor / 10') || die "iperf3 failed"
-	[ "$(grew redirected_bytes "$r0")" -gt $((1 << 30)) ] || die "iperf3 not redirected"
+	[ "$(grew redirected_bytes "$r0")" -eq 0 ] || die "iperf3 (blocking) was redirected"
+	[ "$(grew skipped_blocking "$b0")" -ge 1 ] || die "iperf3's connections not counted as blocking"
 	r0=$(counter redirected_bytes)
 	plain=$(in_ns_cg "$NS" "" iperf3 -c 127.0.0.1 -p 5299 -t 2 -J |
 		jq '.end.sum_received.bits_per_second / 1e8 | floor / 10') || die "iperf3 failed"
 	[ "$(grew redirected_bytes "$r0")" -eq 0 ] || die "plain iperf3 was redirected"
 	log "iperf3 2 s, 128 KiB writes: loopless $ll Gbit/s, plain TCP $plain Gbit/s"
-}
-
-# Known issue (tests/known-issues.sh, not in make test): redis-cli, single
-# threaded with blocking sockets, SETs an 8 MiB value 30 times, over plain
-# TCP and through loopless. When its bytes take the TCP path (the reader
-# lags), a wake-up without data can end its blocking recv() in
-# tcp_bpf_recvmsg(), which then returns EAGAIN: redis-cli reports "Resource
-# temporarily unavailable". Plain TCP retries such wake-ups (tcp_recvmsg()).
-k_redis_big_value() {
-	local i out cg fails plain=0 ll=0
-	need_cmd redis-server redis-cli
-	start_daemon
-	head -c 8M /dev/urandom >"$TMP/value"
-	for cg in "" "$CG"; do
-		in_ns_cg "$NS" "$cg" redis-server --bind 127.0.0.1 --port 6391 --save '' \
-			--appendonly no --dir "$TMP" --protected-mode no --unixsocket '' \
-			--logfile "$TMP/redis.log" >/dev/null 2>&1 &
-		wait_port 6391
-		fails=0
-		for i in $(seq 30); do
-			out=$(in_ns_cg "$NS" "$cg" redis-cli -p 6391 -x SET big <"$TMP/value" 2>&1)
-			[ "$out" = OK ] || fails=$((fails + 1))
-		done
-		in_ns_cg "$NS" "" redis-cli -p 6391 shutdown nosave >/dev/null 2>&1
-		for _ in $(seq 50); do ip netns exec "$NS" ss -ltn | grep -q ':6391 ' || break; sleep 0.1; done
-		if [ -z "$cg" ]; then plain=$fails; else ll=$fails; fi
-	done
-	log "8 MiB redis-cli SET failures of 30: plain TCP $plain, loopless $ll"
-	[ "$ll" -le "$plain" ] || die "$ll of 30 redis-cli SETs failed through loopless ($plain over plain TCP)"
 }

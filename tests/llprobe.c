@@ -5,8 +5,10 @@
  * lltraffic moves streams; llprobe asks the questions a sockmap changes the answer to: is a
  * reader blocked in poll/select/epoll woken for redirected bytes, what do FIONREAD, MSG_PEEK,
  * SO_RCVLOWAT and MSG_WAITALL see, what does a peer's reset look like, do sendfile, splice,
- * writev and MSG_ZEROCOPY carry every byte. Each run creates one connection to itself (listen,
- * connect, accept: inside loopless's cgroup when started there) and runs one check on it.
+ * writev and MSG_ZEROCOPY carry every byte, and what real readers see (blocking readers under
+ * signals, MSG_WAITALL, SO_RCVLOWAT, splice after recv, nginx's edge-triggered rule, blocking
+ * request/response clients; tests/readers.sh). Each run creates one connection to itself
+ * (listen, connect, accept: inside loopless's cgroup when started there) and runs one check.
  *
  * Every byte is byte i of stream(seed) as in lltraffic (splitmix64), verified at its offset.
  * Output: one line "ok CHECK key=value..." (exit 0); a failure is one line on stderr starting
@@ -38,6 +40,7 @@
 #include <sys/select.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -84,9 +87,19 @@ static uint64_t stream_word(uint64_t seed, uint64_t k)
 
 static void stream_fill(uint64_t seed, uint64_t off, uint8_t *buf, size_t len)
 {
-	size_t i;
+	size_t i = 0;
 
-	for (i = 0; i < len; i++)
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	/* Whole words at once: byte k of a word is its k-th little-endian byte. */
+	for (; i < len && (off + i) % 8; i++)
+		buf[i] = stream_word(seed, (off + i) / 8) >> (8 * ((off + i) % 8));
+	for (; i + 8 <= len; i += 8) {
+		uint64_t w = stream_word(seed, (off + i) / 8);
+
+		memcpy(buf + i, &w, 8);
+	}
+#endif
+	for (; i < len; i++)
 		buf[i] = stream_word(seed, (off + i) / 8) >> (8 * ((off + i) % 8));
 }
 
@@ -125,11 +138,12 @@ static void verify(const char *who, uint64_t seed, uint64_t off, const uint8_t *
 	while (len) {
 		n = MIN(len, sizeof(want));
 		stream_fill(seed, off, want, n);
-		for (i = 0; i < n; i++)
-			if (buf[i] != want[i])
-				fail("%s: data mismatch at offset %" PRIu64
-				     ": expected 0x%02x got 0x%02x",
-				     who, off + i, want[i], buf[i]);
+		if (memcmp(buf, want, n)) {
+			for (i = 0; buf[i] == want[i]; i++)
+				;
+			fail("%s: data mismatch at offset %" PRIu64 ": expected 0x%02x got 0x%02x",
+			     who, off + i, want[i], buf[i]);
+		}
 		off += n;
 		buf += n;
 		len -= n;
@@ -176,13 +190,19 @@ static struct sockaddr *addr(void)
 	return use_v6 ? (struct sockaddr *)&addr6 : (struct sockaddr *)&addr4;
 }
 
+static void set_nonblock(int fd, bool on);
+
 static void pair_open(struct pair *p)
 {
-	int lfd, one = 1;
-	socklen_t len = addr_len();
+	struct pollfd pfd = { .events = POLLIN };
+	int lfd, one = 1, soerr = 0;
+	socklen_t len = addr_len(), slen = sizeof(soerr);
 
+	/* As an event-driven program: a non-blocking listener and a
+	 * non-blocking connect() (loopless leaves blocking programs on TCP);
+	 * each check then sets the mode it tests. */
 	atomic_store(&phase, "connecting");
-	lfd = socket(addr()->sa_family, SOCK_STREAM | SOCK_CLOEXEC, proto);
+	lfd = socket(addr()->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, proto);
 	if (lfd < 0)
 		fail("socket: %s", strerror(errno));
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -191,15 +211,29 @@ static void pair_open(struct pair *p)
 		limit("SO_ZEROCOPY on the listener: %s", strerror(errno));
 	if (bind(lfd, addr(), len) || listen(lfd, 4) || getsockname(lfd, addr(), &len))
 		fail("listen: %s", strerror(errno));
-	p->cfd = socket(addr()->sa_family, SOCK_STREAM | SOCK_CLOEXEC, proto);
+	p->cfd = socket(addr()->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, proto);
 	if (p->cfd >= 0 && zc_early &&
 	    setsockopt(p->cfd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)))
 		limit("SO_ZEROCOPY before connect(): %s", strerror(errno));
-	if (p->cfd < 0 || connect(p->cfd, addr(), addr_len()))
+	if (p->cfd < 0 || (connect(p->cfd, addr(), addr_len()) && errno != EINPROGRESS))
 		fail("connect: %s", strerror(errno));
+	pfd.fd = lfd;
+	if (poll(&pfd, 1, 5000) != 1)
+		fail("no connection to accept");
 	p->sfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (p->sfd < 0)
 		fail("accept: %s", strerror(errno));
+	pfd.fd = p->cfd;
+	pfd.events = POLLOUT;
+	if (poll(&pfd, 1, 5000) != 1 || getsockopt(p->cfd, SOL_SOCKET, SO_ERROR, &soerr, &slen) ||
+	    soerr)
+		fail("connect: %s", strerror(soerr ? soerr : errno));
+	set_nonblock(p->cfd, false);
+	/* The client end's reader looks once, as an event loop's first read
+	 * attempt does: its writes on the (now blocking) socket then do not
+	 * mark it a blocking program (ll_sk_msg). The accepted end is left as
+	 * each check wants it: not seen yet. */
+	(void)!recv(p->cfd, &(char){ 0 }, 1, MSG_PEEK | MSG_DONTWAIT);
 	close(lfd);
 }
 
@@ -239,16 +273,30 @@ static void write_stream(int fd, uint64_t seed, uint64_t off, size_t len)
 	}
 }
 
-/* Blocking reads of exactly LEN bytes of stream(seed) from OFF, verified; fails at EOF. */
+/* Reads the way event-driven programs do (the readers loopless redirects
+ * into): recv(MSG_DONTWAIT), poll() when there is nothing yet. */
+static ssize_t recv_ready(int fd, void *buf, size_t len)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	ssize_t n;
+
+	for (;;) {
+		n = recv(fd, buf, len, MSG_DONTWAIT);
+		if (n >= 0 || (errno != EAGAIN && errno != EINTR))
+			return n;
+		if (errno == EAGAIN)
+			poll(&pfd, 1, -1);
+	}
+}
+
+/* Reads of exactly LEN bytes of stream(seed) from OFF, verified; fails at EOF. */
 static void read_stream(int fd, uint64_t seed, uint64_t off, uint64_t len)
 {
 	uint8_t buf[MAX_MSG];
 	ssize_t n;
 
 	while (len) {
-		n = recv(fd, buf, MIN(len, sizeof(buf)), 0);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue; /* EAGAIN: the tcp_bpf_recvmsg quirk, see lltraffic */
+		n = recv_ready(fd, buf, MIN(len, sizeof(buf)));
 		if (n < 0)
 			fail("recv at offset %" PRIu64 ": %s", off, strerror(errno));
 		if (!n)
@@ -266,9 +314,7 @@ static void expect_eof(int fd)
 	ssize_t n;
 
 	atomic_store(&phase, "waiting for EOF");
-	do
-		n = recv(fd, &c, 1, 0);
-	while (n < 0 && (errno == EINTR || errno == EAGAIN));
+	n = recv_ready(fd, &c, 1);
 	if (n < 0)
 		fail("recv at the end: %s instead of EOF", strerror(errno));
 	if (n > 0)
@@ -443,6 +489,8 @@ static int check_epoll_et_rearm(struct pair *p)
 
 	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, p->sfd, &ev))
 		fail("epoll: %s", strerror(errno));
+	/* The reader looks once first (an event loop adding the socket). */
+	(void)!recv(p->sfd, buf, 1, MSG_DONTWAIT);
 	write_stream(p->cfd, 1, 0, 1000);
 	n1 = epoll_wait(ep, &ev, 1, WAKE_TIMEOUT_MS);
 	n2 = epoll_wait(ep, &ev, 1, 100); /* no new edge: expect none */
@@ -466,6 +514,9 @@ static int check_fionread_peek(struct pair *p)
 	int i, before, after;
 	ssize_t n1, n2;
 
+	/* The reader looks once first, as an event loop does (loopless
+	 * redirects only into a reader seen reading non-blocking). */
+	(void)!recv(p->sfd, buf, 1, MSG_DONTWAIT);
 	for (i = 0; i < 3; i++) {
 		write_stream(p->cfd, 1, i * 1000, 1000);
 		sleep_us(1000);
@@ -813,58 +864,6 @@ static int send_zerocopy(int fd)
 	return 0;
 }
 
-/* splice() on the reading side: socket -> pipe -> verified. */
-static int check_splice_read(struct pair *p)
-{
-	struct pollfd pfd = { .fd = p->sfd, .events = POLLIN };
-	uint8_t buf[MAX_MSG];
-	uint64_t off = 0, t0 = now_ms(), idle_since = 0;
-	struct sender s = { .fd = p->cfd, .fn = send_writev };
-	int pp[2];
-	ssize_t n, m;
-
-	if (pipe(pp))
-		fail("pipe: %s", strerror(errno));
-	if (pthread_create(&s.tid, NULL, sender_main, &s))
-		fail("pthread_create");
-	atomic_store(&phase, "splicing socket -> pipe");
-	for (;;) {
-		n = splice(p->sfd, NULL, pp[1], NULL, sizeof(buf), SPLICE_F_NONBLOCK);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			/* Readable (poll) yet nothing to splice for a while: the bytes are
-			 * where splice_read does not look. */
-			if (poll(&pfd, 1, 100) > 0 && inq(p->sfd) > 0) {
-				if (!idle_since)
-					idle_since = now_ms();
-				if (now_ms() - idle_since > 2000)
-					limit("splice() from the socket returns EAGAIN for 2 s while "
-					      "poll says readable and FIONREAD=%d, after %" PRIu64
-					      " bytes (tcp_splice_read reads sk_receive_queue only)",
-					      inq(p->sfd), off);
-			}
-			continue;
-		}
-		if (n < 0)
-			fail("splice socket -> pipe at %" PRIu64 ": %s", off, strerror(errno));
-		if (!n)
-			break;
-		idle_since = 0;
-		while (n > 0) {
-			m = read(pp[0], buf, n);
-			if (m <= 0)
-				fail("read from pipe: %s", strerror(errno));
-			verify("splice reader", 1, off, buf, m);
-			off += m;
-			n -= m;
-		}
-	}
-	if (off != total_bytes)
-		fail("EOF after %" PRIu64 " of %" PRIu64 " bytes", off, total_bytes);
-	pthread_join(s.tid, NULL);
-	printf("ok %s bytes=%" PRIu64 " elapsed_ms=%" PRIu64 "\n", check_name, off, now_ms() - t0);
-	return 0;
-}
-
 static int check_zerocopy(struct pair *p)
 {
 	char res[256];
@@ -885,6 +884,621 @@ static int check_zerocopy(struct pair *p)
 		limit("%s: MSG_ZEROCOPY sends never completed", res);
 	printf("ok %s %s\n", check_name, res);
 	return 0;
+}
+
+/* ---- readers: what a socket's reader sees, blocking or not, under signals ------------------ */
+
+/*
+ * A socket in a sockmap reads through tcp_bpf_recvmsg() (net/ipv4/tcp_bpf.c), which waits for
+ * one wake-up only and does not loop as tcp_recvmsg() does, and whose bytes splice() cannot
+ * see; MSG_WAITALL and SO_RCVLOWAT are not applied to redirected bytes. These checks read the
+ * way real programs do and count everything a program would see differently: recv() errors by
+ * errno, short MSG_WAITALL reads, reads below SO_RCVLOWAT, splice() stalls. The end under test
+ * is --reader (the accepted "server" socket or the connecting "client" one); the other end is
+ * driven from a thread. --sigalrm runs a 1 ms ITIMER_REAL with a SIGALRM handler installed
+ * with SA_RESTART (--no-restart: without, and EINTR is retried), delivered to the reader only.
+ */
+
+enum reader_end { R_DEFAULT, R_SERVER, R_CLIENT };
+
+static enum reader_end reader_end;
+static bool use_sigalrm, sa_restart = true;
+static uint64_t rr_count = 10000;
+static size_t rr_size = 64;
+
+/* Every recv() of the reader under test: errors by errno. */
+static struct {
+	uint64_t calls, eintr, eagain;
+} rd;
+static _Atomic uint64_t alarms;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&alarms, 1);
+}
+
+static void alarm_mask(int how)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGALRM);
+	pthread_sigmask(how, &set, NULL);
+}
+
+/* Called by the reader once every other thread runs (they keep SIGALRM blocked). */
+static void alarm_start(void)
+{
+	struct sigaction sa = { .sa_handler = on_alarm, .sa_flags = sa_restart ? SA_RESTART : 0 };
+	struct itimerval it = { .it_interval = { .tv_usec = 1000 },
+				.it_value = { .tv_usec = 1000 } };
+
+	if (!use_sigalrm)
+		return;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGALRM, &sa, NULL) || setitimer(ITIMER_REAL, &it, NULL))
+		fail("SIGALRM timer: %s", strerror(errno));
+	alarm_mask(SIG_UNBLOCK);
+}
+
+static void alarm_stop(void)
+{
+	struct itimerval it = { 0 };
+
+	if (!use_sigalrm)
+		return;
+	setitimer(ITIMER_REAL, &it, NULL);
+	alarm_mask(SIG_BLOCK);
+}
+
+/* The socket under test and the other end: --reader, or DEF when not given. */
+static int rfd_of(struct pair *p, enum reader_end def)
+{
+	return (reader_end == R_DEFAULT ? def : reader_end) == R_CLIENT ? p->cfd : p->sfd;
+}
+
+static int wfd_of(struct pair *p, enum reader_end def)
+{
+	return rfd_of(p, def) == p->cfd ? p->sfd : p->cfd;
+}
+
+static const char *reader_name(struct pair *p, enum reader_end def)
+{
+	return rfd_of(p, def) == p->cfd ? "client" : "server";
+}
+
+/*
+ * One recv() on a blocking socket as a careful program makes it: EINTR is retried (a handler
+ * without SA_RESTART), and so is EAGAIN, which a blocking socket without SO_RCVTIMEO never
+ * returns over TCP; both are counted. Any other error fails.
+ */
+static ssize_t recv_counted(int fd, void *buf, size_t len, int flags)
+{
+	ssize_t n;
+
+	for (;;) {
+		rd.calls++;
+		n = recv(fd, buf, len, flags);
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			rd.eintr++;
+		else if (errno == EAGAIN)
+			rd.eagain++;
+		else
+			fail("recv (%s) after %" PRIu64 " calls: %s",
+			     flags & MSG_WAITALL ? "MSG_WAITALL" : "blocking", rd.calls,
+			     strerror(errno));
+	}
+}
+
+/* poll() for POLLIN, retried on EINTR; false after TIMEOUT_MS without readiness. */
+static bool wait_readable(int fd, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	uint64_t until = now_ms() + timeout_ms;
+	int n;
+
+	for (;;) {
+		n = poll(&pfd, 1, timeout_ms);
+		if (n > 0)
+			return true;
+		if (n < 0 && errno != EINTR)
+			fail("poll: %s", strerror(errno));
+		if (now_ms() >= until)
+			return false;
+	}
+}
+
+static void start_sender(struct sender *s, int fd, int (*fn)(int fd))
+{
+	s->fd = fd;
+	s->fn = fn;
+	s->close = false;
+	if (pthread_create(&s->tid, NULL, sender_main, s))
+		fail("pthread_create");
+}
+
+static void print_errors(void)
+{
+	printf(" recv_calls=%" PRIu64 " eintr=%" PRIu64 " eagain=%" PRIu64, rd.calls, rd.eintr,
+	       rd.eagain);
+	if (use_sigalrm)
+		printf(" sa_restart=%d signals=%" PRIu64, sa_restart, atomic_load(&alarms));
+}
+
+/* Blocking reads of everything the writer sends until EOF, verified; returns the count. */
+static uint64_t read_blocking_to_eof(int fd, uint64_t off)
+{
+	uint8_t buf[MAX_MSG];
+	ssize_t n;
+
+	atomic_store(&phase, "blocking reads");
+	while ((n = recv_counted(fd, buf, sizeof(buf), 0)) > 0) {
+		verify("reader", 1, off, buf, n);
+		off += n;
+	}
+	return off;
+}
+
+/* A blocking reader (no O_NONBLOCK, no MSG_DONTWAIT, no SO_RCVTIMEO) under the 1 ms timer. */
+static int check_blocking_sigalrm(struct pair *p)
+{
+	int fd = rfd_of(p, R_SERVER);
+	struct sender s;
+	uint64_t t0 = now_ms(), off;
+
+	start_sender(&s, wfd_of(p, R_SERVER), send_plain);
+	alarm_start();
+	off = read_blocking_to_eof(fd, 0);
+	alarm_stop();
+	if (off != total_bytes)
+		fail("EOF after %" PRIu64 " of %" PRIu64 " bytes", off, total_bytes);
+	pthread_join(s.tid, NULL);
+	printf("ok %s reader=%s bytes=%" PRIu64, check_name, reader_name(p, R_SERVER), off);
+	print_errors();
+	printf(" elapsed_ms=%" PRIu64 "\n", now_ms() - t0);
+	return 0;
+}
+
+/*
+ * splice() socket -> pipe from OFF to EOF, verified, the way an event-driven proxy does it:
+ * SPLICE_F_NONBLOCK, and poll() when it returns EAGAIN. Readable by poll() yet nothing to
+ * splice for 2 s is the sockmap limit (the bytes wait where tcp_splice_read() does not look).
+ */
+static uint64_t splice_to_eof(int fd, uint64_t off)
+{
+	uint64_t idle_since = 0;
+	uint8_t buf[MAX_MSG];
+	int pp[2];
+	ssize_t n, m;
+
+	if (pipe(pp))
+		fail("pipe: %s", strerror(errno));
+	atomic_store(&phase, "splicing socket -> pipe");
+	for (;;) {
+		n = splice(fd, NULL, pp[1], NULL, sizeof(buf), SPLICE_F_NONBLOCK);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (wait_readable(fd, 100) && inq(fd) > 0) {
+				if (!idle_since)
+					idle_since = now_ms();
+				if (now_ms() - idle_since > 2000)
+					limit("splice() from the socket returns EAGAIN for 2 s while "
+					      "poll says readable and FIONREAD=%d, after %" PRIu64
+					      " bytes (tcp_splice_read reads sk_receive_queue only)",
+					      inq(fd), off);
+			}
+			continue;
+		}
+		if (n < 0)
+			fail("splice socket -> pipe at %" PRIu64 ": %s", off, strerror(errno));
+		if (!n)
+			break;
+		idle_since = 0;
+		while (n > 0) {
+			m = read(pp[0], buf, n);
+			if (m <= 0)
+				fail("read from pipe: %s", strerror(errno));
+			verify("splice reader", 1, off, buf, m);
+			off += m;
+			n -= m;
+		}
+	}
+	close(pp[0]);
+	close(pp[1]);
+	return off;
+}
+
+/* splice() on the reading side: socket -> pipe -> verified (the writer uses writev()). */
+static int check_splice_read(struct pair *p)
+{
+	int fd = rfd_of(p, R_SERVER);
+	uint64_t t0 = now_ms(), off;
+	struct sender s;
+
+	start_sender(&s, wfd_of(p, R_SERVER), send_writev);
+	alarm_start();
+	off = splice_to_eof(fd, 0);
+	alarm_stop();
+	if (off != total_bytes)
+		fail("EOF after %" PRIu64 " of %" PRIu64 " bytes", off, total_bytes);
+	pthread_join(s.tid, NULL);
+	printf("ok %s bytes=%" PRIu64 " elapsed_ms=%" PRIu64 "\n", check_name, off, now_ms() - t0);
+	return 0;
+}
+
+/* A 64-byte header by recv() (non-blocking, poll), then splice() for the rest: a proxy that
+ * parses a request head and splices the body (haproxy in HTTP mode). */
+static int check_splice_after_header(struct pair *p)
+{
+	int fd = rfd_of(p, R_SERVER);
+	uint8_t hdr[64];
+	uint64_t t0 = now_ms(), off = 0, hdr_reads = 0;
+	struct sender s;
+	ssize_t n;
+
+	set_nonblock(fd, true);
+	start_sender(&s, wfd_of(p, R_SERVER), send_plain);
+	alarm_start();
+	atomic_store(&phase, "reading the 64-byte header");
+	while (off < sizeof(hdr)) {
+		if (!wait_readable(fd, WAKE_TIMEOUT_MS))
+			fail("header: not readable within %d ms after %" PRIu64 " bytes",
+			     WAKE_TIMEOUT_MS, off);
+		n = recv(fd, hdr + off, sizeof(hdr) - off, 0);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n <= 0)
+			fail("header: recv: %s", n ? strerror(errno) : "EOF");
+		hdr_reads++;
+		off += n;
+	}
+	verify("header", 1, 0, hdr, sizeof(hdr));
+	off = splice_to_eof(fd, off);
+	alarm_stop();
+	if (off != total_bytes)
+		fail("EOF after %" PRIu64 " of %" PRIu64 " bytes (header by recv, rest by splice)",
+		     off, total_bytes);
+	pthread_join(s.tid, NULL);
+	printf("ok %s reader=%s bytes=%" PRIu64 " header_reads=%" PRIu64 " elapsed_ms=%" PRIu64
+	       "\n",
+	       check_name, reader_name(p, R_SERVER), off, hdr_reads, now_ms() - t0);
+	return 0;
+}
+
+/* A writer of pieces: sizes 1..MAXPIECE (a fixed LCG), TCP_NODELAY, a PAUSE_US pause after
+ * every BURST bytes, so the reader keeps finding partial messages. */
+static size_t piece_max, piece_burst;
+static unsigned int piece_pause_us;
+
+static int send_pieces(int fd)
+{
+	static uint8_t buf[MAX_MSG];
+	uint64_t off = 0, since = 0, lcg = 12345;
+	size_t n;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+	while (off < total_bytes) {
+		lcg = lcg * 6364136223846793005ULL + 1442695040888963407ULL;
+		n = MIN((size_t)(lcg >> 33) % piece_max + 1, total_bytes - off);
+		stream_fill(1, off, buf, n);
+		write_all(fd, buf, n);
+		off += n;
+		since += n;
+		if (since >= piece_burst) {
+			sleep_us(piece_pause_us);
+			since = 0;
+		}
+	}
+	return 0;
+}
+
+/* Fixed 64 KiB messages by recv(MSG_WAITALL) on a blocking socket: a short read before EOF is
+ * a message cut in two for a program that trusts the flag (it is counted, then completed). */
+static int check_waitall_stream(struct pair *p)
+{
+	int fd = rfd_of(p, R_SERVER);
+	uint64_t t0 = now_ms(), off = 0, msgs = 0, shorts = 0;
+	uint8_t buf[MAX_MSG];
+	struct sender s;
+	size_t want, got;
+	ssize_t n;
+
+	piece_max = 32 << 10;
+	piece_burst = 256 << 10;
+	piece_pause_us = 200;
+	start_sender(&s, wfd_of(p, R_SERVER), send_pieces);
+	alarm_start();
+	atomic_store(&phase, "recv(MSG_WAITALL) of 64 KiB messages");
+	while (off < total_bytes) {
+		want = MIN(sizeof(buf), total_bytes - off);
+		for (got = 0; got < want; got += n) {
+			n = recv_counted(fd, buf + got, want - got, MSG_WAITALL);
+			if (!n)
+				fail("EOF at %" PRIu64 " inside a message", off + got);
+			if ((size_t)n < want - got)
+				shorts++;
+		}
+		verify("reader", 1, off, buf, want);
+		off += want;
+		msgs++;
+	}
+	if (recv_counted(fd, buf, 1, 0))
+		fail("an extra byte after the stream instead of EOF");
+	alarm_stop();
+	pthread_join(s.tid, NULL);
+	printf("ok %s reader=%s bytes=%" PRIu64 " msg=%zu msgs=%" PRIu64 " short_reads=%" PRIu64,
+	       check_name, reader_name(p, R_SERVER), off, sizeof(buf), msgs, shorts);
+	print_errors();
+	printf(" elapsed_ms=%" PRIu64 "\n", now_ms() - t0);
+	return 0;
+}
+
+/* SO_RCVLOWAT 64 KiB, O_NONBLOCK, poll() then recv(): every read before the last must return
+ * at least 64 KiB; a poll() readable with nothing to read is an empty wake-up. */
+static int check_rcvlowat_stream(struct pair *p)
+{
+	int fd = rfd_of(p, R_SERVER), lowat = 64 << 10;
+	uint64_t t0 = now_ms(), off = 0, reads = 0, shorts = 0, empty = 0, min_read = UINT64_MAX;
+	static uint8_t buf[256 << 10];
+	struct sender s;
+	ssize_t n;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)))
+		fail("SO_RCVLOWAT: %s", strerror(errno));
+	set_nonblock(fd, true);
+	piece_max = 8 << 10;
+	piece_burst = 40 << 10;
+	piece_pause_us = 300;
+	start_sender(&s, wfd_of(p, R_SERVER), send_pieces);
+	alarm_start();
+	atomic_store(&phase, "poll + recv with SO_RCVLOWAT 64 KiB");
+	for (;;) {
+		if (!wait_readable(fd, WAKE_TIMEOUT_MS))
+			fail("not readable within %d ms at %" PRIu64 " (FIONREAD=%d)",
+			     WAKE_TIMEOUT_MS, off, inq(fd));
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n < 0 && errno == EAGAIN) {
+			empty++;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			fail("recv at %" PRIu64 ": %s", off, strerror(errno));
+		if (!n)
+			break;
+		verify("reader", 1, off, buf, n);
+		reads++;
+		if (off + n < total_bytes && n < lowat)
+			shorts++;
+		if (off + n < total_bytes && (uint64_t)n < min_read)
+			min_read = n;
+		off += n;
+	}
+	alarm_stop();
+	if (off != total_bytes)
+		fail("EOF after %" PRIu64 " of %" PRIu64 " bytes", off, total_bytes);
+	pthread_join(s.tid, NULL);
+	printf("ok %s reader=%s lowat=%d bytes=%" PRIu64 " reads=%" PRIu64 " short_reads=%" PRIu64
+	       " min_read=%" PRIu64 " empty_wakeups=%" PRIu64 " elapsed_ms=%" PRIu64 "\n",
+	       check_name, reader_name(p, R_SERVER), lowat, off, reads, shorts,
+	       min_read == UINT64_MAX ? 0 : min_read, empty, now_ms() - t0);
+	return 0;
+}
+
+/* Non-blocking with epoll for the first 8 MiB (or half the stream), then fcntl() back to
+ * blocking for the rest: a reader that looks event-driven and then is not. */
+static int check_nonblock_then_blocking(struct pair *p)
+{
+	int fd = rfd_of(p, R_SERVER), ep = epoll_create1(EPOLL_CLOEXEC), n_ev;
+	struct epoll_event ev = { .events = EPOLLIN };
+	uint64_t t0 = now_ms(), off = 0, switch_at = MIN(8ULL << 20, total_bytes / 2);
+	uint8_t buf[MAX_MSG];
+	struct sender s;
+	ssize_t n;
+
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev))
+		fail("epoll: %s", strerror(errno));
+	set_nonblock(fd, true);
+	start_sender(&s, wfd_of(p, R_SERVER), send_plain);
+	alarm_start();
+	atomic_store(&phase, "non-blocking reads (epoll)");
+	while (off < switch_at) {
+		n_ev = epoll_wait(ep, &ev, 1, WAKE_TIMEOUT_MS);
+		if (n_ev < 0 && errno == EINTR)
+			continue;
+		if (n_ev <= 0)
+			fail("epoll_wait at %" PRIu64 ": %s", off,
+			     n_ev ? strerror(errno) : "timeout");
+		for (;;) {
+			n = recv(fd, buf, MIN(sizeof(buf), switch_at - off), 0);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				break;
+			if (n <= 0)
+				fail("recv at %" PRIu64 ": %s", off, n ? strerror(errno) : "EOF");
+			verify("reader", 1, off, buf, n);
+			off += n;
+			if (off == switch_at)
+				break;
+		}
+	}
+	close(ep);
+	set_nonblock(fd, false);
+	off = read_blocking_to_eof(fd, off);
+	alarm_stop();
+	if (off != total_bytes)
+		fail("EOF after %" PRIu64 " of %" PRIu64 " bytes", off, total_bytes);
+	pthread_join(s.tid, NULL);
+	printf("ok %s reader=%s bytes=%" PRIu64 " switch_at=%" PRIu64, check_name,
+	       reader_name(p, R_SERVER), off, switch_at);
+	print_errors();
+	printf(" elapsed_ms=%" PRIu64 "\n", now_ms() - t0);
+	return 0;
+}
+
+/*
+ * Edge-triggered epoll read the way nginx reads (ngx_unix_recv() with FIONREAD): after each
+ * recv() the socket counts as drained, and the reader waits for the next edge, when the read
+ * was short or FIONREAD says 0 bytes are left (once the peer's FIN was seen, EPOLLRDHUP, it
+ * reads on to EOF). Over TCP either means the receive queue is empty, and whatever arrives
+ * later is a new edge. The reader starts 50 ms late and takes 8 KiB reads, as nginx reading
+ * a request body does, so its writer's queue builds up first.
+ */
+static int check_epoll_et_nginx(struct pair *p)
+{
+	int fd = rfd_of(p, R_SERVER), ep = epoll_create1(EPOLL_CLOEXEC), n_ev, left;
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET };
+	uint64_t t0 = now_ms(), off = 0, shorts = 0, zero_inq = 0, edges = 0;
+	uint8_t buf[8192];
+	bool rdhup = false;
+	struct sender s;
+	ssize_t n;
+
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev))
+		fail("epoll: %s", strerror(errno));
+	set_nonblock(fd, true);
+	start_sender(&s, wfd_of(p, R_SERVER), send_plain);
+	sleep_us(50000);
+	alarm_start();
+	atomic_store(&phase, "edge-triggered reads, nginx's rule");
+	for (;;) {
+		n_ev = epoll_wait(ep, &ev, 1, WAKE_TIMEOUT_MS);
+		if (n_ev < 0 && errno == EINTR)
+			continue;
+		if (n_ev < 0)
+			fail("epoll_wait: %s", strerror(errno));
+		if (!n_ev) {
+			n = recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+			fail("no edge for %d ms at offset %" PRIu64 " after the socket looked "
+			     "drained, FIONREAD=%d, yet recv(MSG_PEEK) finds %zd bytes",
+			     WAKE_TIMEOUT_MS, off, inq(fd), n);
+		}
+		edges++;
+		rdhup |= ev.events & EPOLLRDHUP;
+		for (;;) {
+			n = recv(fd, buf, sizeof(buf), 0);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				break;
+			if (n < 0)
+				fail("recv at %" PRIu64 ": %s", off, strerror(errno));
+			if (!n)
+				goto eof;
+			verify("reader", 1, off, buf, n);
+			off += n;
+			left = inq(fd);
+			shorts += (size_t)n < sizeof(buf);
+			zero_inq += !left;
+			if (!rdhup && ((size_t)n < sizeof(buf) || !left))
+				break; /* drained: wait for the next edge */
+		}
+	}
+eof:
+	alarm_stop();
+	if (off != total_bytes)
+		fail("EOF after %" PRIu64 " of %" PRIu64 " bytes", off, total_bytes);
+	pthread_join(s.tid, NULL);
+	printf("ok %s reader=%s bytes=%" PRIu64 " edges=%" PRIu64 " short_reads=%" PRIu64
+	       " fionread_zero=%" PRIu64 " elapsed_ms=%" PRIu64 "\n",
+	       check_name, reader_name(p, R_SERVER), off, edges, shorts, zero_inq, now_ms() - t0);
+	return 0;
+}
+
+/* rr-*: the other end is an epoll server (O_NONBLOCK) that verifies each --size request
+ * (stream 1) and answers with --size bytes of stream 2 at the same offset, until EOF. */
+static void *epoll_server(void *arg)
+{
+	int fd = *(int *)arg, ep = epoll_create1(EPOLL_CLOEXEC), n_ev;
+	struct epoll_event ev = { .events = EPOLLIN };
+	static uint8_t req[MAX_MSG], resp[MAX_MSG];
+	uint64_t off = 0;
+	size_t got = 0;
+	ssize_t n;
+
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev))
+		fail("server epoll: %s", strerror(errno));
+	set_nonblock(fd, true);
+	for (;;) {
+		n_ev = epoll_wait(ep, &ev, 1, WAKE_TIMEOUT_MS);
+		if (n_ev < 0 && errno == EINTR)
+			continue;
+		if (n_ev <= 0)
+			fail("server: no request within %d ms after %" PRIu64 " bytes",
+			     WAKE_TIMEOUT_MS, off);
+		for (;;) {
+			n = recv(fd, req + got, rr_size - got, 0);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				break;
+			if (n < 0)
+				fail("server recv: %s", strerror(errno));
+			if (!n) {
+				close(ep);
+				return NULL;
+			}
+			got += n;
+			if (got < rr_size)
+				continue;
+			verify("server", 1, off, req, rr_size);
+			stream_fill(2, off, resp, rr_size);
+			/* rr_size <= MAX_MSG, far below the send buffer: never EAGAIN. */
+			if (send(fd, resp, rr_size, MSG_NOSIGNAL) != (ssize_t)rr_size)
+				fail("server send: %s", strerror(errno));
+			off += rr_size;
+			got = 0;
+		}
+	}
+}
+
+/* A blocking client (a typical CLI): send a request, read the response blocking; with POLL,
+ * poll() for POLLIN before each blocking recv(). */
+static int check_rr_client(struct pair *p, bool use_poll)
+{
+	int fd = rfd_of(p, R_CLIENT), sfd = wfd_of(p, R_CLIENT);
+	uint64_t t0 = now_ms(), i, off = 0, reads = 0;
+	uint8_t req[MAX_MSG], resp[MAX_MSG];
+	pthread_t tid;
+	size_t got;
+	ssize_t n;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+	setsockopt(sfd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+	if (pthread_create(&tid, NULL, epoll_server, &sfd))
+		fail("pthread_create");
+	alarm_start();
+	atomic_store(&phase, "request/response");
+	for (i = 0; i < rr_count; i++, off += rr_size) {
+		stream_fill(1, off, req, rr_size);
+		write_all(fd, req, rr_size);
+		for (got = 0; got < rr_size; got += n) {
+			if (use_poll && !wait_readable(fd, WAKE_TIMEOUT_MS))
+				fail("request %" PRIu64 ": no response within %d ms", i,
+				     WAKE_TIMEOUT_MS);
+			n = recv_counted(fd, resp + got, rr_size - got, 0);
+			if (!n)
+				fail("request %" PRIu64 ": EOF", i);
+			reads++;
+		}
+		verify("client", 2, off, resp, rr_size);
+	}
+	alarm_stop();
+	if (shutdown(fd, SHUT_WR))
+		fail("shutdown: %s", strerror(errno));
+	pthread_join(tid, NULL);
+	printf("ok %s reader=%s count=%" PRIu64 " size=%zu reads=%" PRIu64, check_name,
+	       reader_name(p, R_CLIENT), rr_count, rr_size, reads);
+	print_errors();
+	printf(" elapsed_ms=%" PRIu64 "\n", now_ms() - t0);
+	return 0;
+}
+
+static int c_rr_blocking_client(struct pair *p)
+{
+	return check_rr_client(p, false);
+}
+static int c_rr_poll_client(struct pair *p)
+{
+	return check_rr_client(p, true);
 }
 
 /* ---- main ---------------------------------------------------------------------------------- */
@@ -974,6 +1588,21 @@ static const struct {
 	{ "zerocopy-early", check_zerocopy,
 	  "the same with SO_ZEROCOPY set before connect() and on the listener" },
 	{ "stream", c_stream, "a plain stream (with --mptcp: an MPTCP connection)" },
+	{ "blocking-sigalrm", check_blocking_sigalrm,
+	  "a blocking reader under a 1 ms SIGALRM timer: recv() errors by errno" },
+	{ "splice-after-header", check_splice_after_header,
+	  "recv() a 64-byte header (non-blocking), then splice() the rest" },
+	{ "waitall-stream", check_waitall_stream,
+	  "recv(MSG_WAITALL) of 64 KiB messages written in pieces: short reads" },
+	{ "rcvlowat-stream", check_rcvlowat_stream,
+	  "SO_RCVLOWAT 64 KiB, poll + recv: reads below it before EOF" },
+	{ "nonblock-then-blocking", check_nonblock_then_blocking,
+	  "epoll + non-blocking reads for 8 MiB, then fcntl() to blocking for the rest" },
+	{ "epoll-et-nginx", check_epoll_et_nginx,
+	  "edge-triggered epoll, drained at a short read or FIONREAD 0 (nginx)" },
+	{ "rr-blocking-client", c_rr_blocking_client,
+	  "--count blocking request/responses of --size against an epoll server" },
+	{ "rr-poll-client", c_rr_poll_client, "the same, poll() for POLLIN before each recv()" },
 };
 
 static void usage(FILE *f)
@@ -983,6 +1612,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: " PROG
 		" CHECK [--connect ADDR] [--port P] [--bytes N] [--mptcp] [--timeout SEC]\n"
+		"       [--reader server|client] [--sigalrm] [--no-restart] [--count K] [--size N]\n"
 		"       " PROG " --list | --help\n\n"
 		"One local TCP connection to itself (listen on ADDR, default 127.0.0.1, port P,\n"
 		"default any; connect, accept), one check on it, every byte verified. Prints\n"
@@ -990,9 +1620,23 @@ static void usage(FILE *f)
 		"do it on this socket (exit 3), or an error on stderr (exit 1; 2: usage).\n\n"
 		"Checks:\n");
 	for (i = 0; i < ARRAY_SIZE(checks); i++)
-		fprintf(f, "  %-15s %s\n", checks[i].name, checks[i].what);
-	fprintf(f, "\nEXAMPLES\n  " PROG " epoll-et\n  " PROG " splice-read --bytes 16M\n"
-		   "  " PROG " stream --mptcp\n");
+		fprintf(f, "  %-22s %s\n", checks[i].name, checks[i].what);
+	fprintf(f,
+		"\nReader checks (blocking-sigalrm .. rr-poll-client, splice-read):\n"
+		"  --reader END   the end whose reading is tested: server (the accepted socket,\n"
+		"                 default for streams) or client (the connecting one, default for\n"
+		"                 rr-*); the other end is driven from a thread\n"
+		"  --sigalrm      a 1 ms ITIMER_REAL, SIGALRM handler with SA_RESTART, delivered to\n"
+		"                 the reader only (blocking-sigalrm: always)\n"
+		"  --no-restart   the handler without SA_RESTART; the reader retries EINTR\n"
+		"  --count K, --size N   rr-*: K round trips of N bytes (10000, 64; N <= 64K)\n"
+		"  They count every recv() error by errno (eintr=, eagain=: a blocking socket retries\n"
+		"  both) and what the reading style promises: short_reads= (MSG_WAITALL, SO_RCVLOWAT),\n"
+		"  empty_wakeups= (readable by poll(), nothing to read).\n"
+		"\nEXAMPLES\n  " PROG " epoll-et\n  " PROG " splice-read --bytes 16M\n"
+		"  " PROG " stream --mptcp\n"
+		"  " PROG " blocking-sigalrm --bytes 256M --reader client --no-restart\n"
+		"  " PROG " rr-poll-client --count 10000 --size 64\n");
 }
 
 int main(int argc, char **argv)
@@ -1042,6 +1686,26 @@ int main(int argc, char **argv)
 				return fprintf(stderr, PROG ": bad --port\n"), 2;
 		} else if (!strcmp(argv[a], "--timeout") && a + 1 < argc) {
 			timeout_s = atoi(argv[++a]);
+		} else if (!strcmp(argv[a], "--reader") && a + 1 < argc) {
+			a++;
+			if (!strcmp(argv[a], "server"))
+				reader_end = R_SERVER;
+			else if (!strcmp(argv[a], "client"))
+				reader_end = R_CLIENT;
+			else
+				return fprintf(stderr, PROG ": bad --reader (server, client)\n"), 2;
+		} else if (!strcmp(argv[a], "--sigalrm")) {
+			use_sigalrm = true;
+		} else if (!strcmp(argv[a], "--no-restart")) {
+			sa_restart = false;
+		} else if (!strcmp(argv[a], "--count") && a + 1 < argc) {
+			rr_count = strtoull(argv[++a], NULL, 10);
+			if (!rr_count)
+				return fprintf(stderr, PROG ": bad --count\n"), 2;
+		} else if (!strcmp(argv[a], "--size") && a + 1 < argc) {
+			rr_size = strtoull(argv[++a], NULL, 10);
+			if (!rr_size || rr_size > MAX_MSG)
+				return fprintf(stderr, PROG ": bad --size (1..65536)\n"), 2;
 		} else {
 			fprintf(stderr, PROG ": unexpected argument '%s'\n", argv[a]);
 			return 2;
@@ -1056,7 +1720,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": --connect '%s' is not an IP literal\n", connect_to);
 		return 2;
 	}
+	if (!strcmp(check_name, "blocking-sigalrm"))
+		use_sigalrm = true;
+	if (!sa_restart && !use_sigalrm)
+		return fprintf(stderr, PROG ": --no-restart needs --sigalrm\n"), 2;
 	signal(SIGPIPE, SIG_IGN);
+	/* Only the reader unblocks SIGALRM (alarm_start): every thread inherits this mask. */
+	alarm_mask(SIG_BLOCK);
 	if (pthread_create(&wd, NULL, watchdog, NULL))
 		fail("pthread_create");
 	pair_open(&p);

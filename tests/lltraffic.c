@@ -270,8 +270,9 @@ static const char help_text[] =
 	"  --bind ADDR           Bind the client socket to this local address (pair, send).\n"
 	"  --tolerate-eagain     Retry a blocking recv() that fails with EAGAIN (a sockmap\n"
 	"                        kernel quirk, see tcp_bpf_recvmsg) and report eagain=N.\n"
-	"  --reader-delay SEC    pair: the c2s reader sleeps SEC before its first read while\n"
-	"                        the writer goes on; reports peak_rw (receive + write queue\n"
+	"  --reader-delay SEC    pair: the c2s reader peeks once (MSG_DONTWAIT), then sleeps SEC\n"
+	"                        before its first read while the writer goes on; reports\n"
+	"                        peak_rw (receive + write queue\n"
 	"                        bytes, SO_MEMINFO) and peak_rwi (+ FIONREAD) while it sleeps.\n"
 	"  --reader-stall N:MS   pair: the c2s reader sleeps MS ms after every N bytes read.\n"
 	"  --accept-delay MS     pair: the client starts writing right after connect() while the\n"
@@ -887,6 +888,15 @@ static int parse_opts(int argc, char **argv, struct opts *o, bool *done)
 
 /* ---- sockets ---------------------------------------------------------------------------- */
 
+static int set_nonblock(int fd, bool on)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK))
+		return -errno;
+	return 0;
+}
+
 static int listen_on(const struct sockaddr_storage *ss, int *out)
 {
 	int one = 1, zero = 0, fd, err;
@@ -906,6 +916,10 @@ static int listen_on(const struct sockaddr_storage *ss, int *out)
 	if (bind(fd, (const struct sockaddr *)ss, sa_len(ss)))
 		goto fail;
 	if (listen(fd, LISTEN_BACKLOG))
+		goto fail;
+	/* An event-driven server's listener is non-blocking (accept_one() polls):
+	 * loopless accelerates only the connections of such programs. */
+	if (set_nonblock(fd, true))
 		goto fail;
 	*out = fd;
 	return 0;
@@ -948,27 +962,51 @@ fail:
 	return err;
 }
 
+/*
+ * Every socket's reader looks once as soon as the socket is set up, the
+ * first read attempt of an event loop (Go's netpoller makes one before it
+ * parks): loopless redirects into a reader only once it has been seen
+ * reading non-blocking (ll_recv), and a test's figures must not depend on
+ * which thread the scheduler runs first. A peek: no byte is taken.
+ */
+static void look_once(int fd)
+{
+	(void)!recv(fd, &(char){ 0 }, 1, MSG_PEEK | MSG_DONTWAIT);
+}
+
+/*
+ * Connects as event-driven programs do, non-blocking, then waits for the end
+ * of the handshake with poll(); the socket is blocking again afterwards (the
+ * writers block on a full send buffer; the readers use MSG_DONTWAIT).
+ */
 static int connect_to(int fd, const struct sockaddr_storage *dst)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
 	socklen_t len = sizeof(int);
-	int soerr;
+	int soerr = 0, err;
 
-	if (!connect(fd, (const struct sockaddr *)dst, sa_len(dst)))
-		return 0;
-	if (errno != EINTR)
-		return -errno;
-	/* After EINTR the handshake goes on in the background (connect(2)); wait for its end. */
-	while (poll(&pfd, 1, -1) < 0)
-		if (errno != EINTR)
+	err = set_nonblock(fd, true);
+	if (err)
+		return err;
+	if (connect(fd, (const struct sockaddr *)dst, sa_len(dst))) {
+		if (errno != EINPROGRESS && errno != EINTR)
 			return -errno;
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len))
-		return -errno;
-	return -soerr;
+		while (poll(&pfd, 1, -1) < 0)
+			if (errno != EINTR)
+				return -errno;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len))
+			return -errno;
+	}
+	err = set_nonblock(fd, false);
+	if (!soerr && !err)
+		look_once(fd);
+	return soerr ? -soerr : err;
 }
 
+/* From a non-blocking listener: poll() for a connection, then accept it. */
 static int accept_one(int lfd, struct sockaddr_storage *peer, int *out)
 {
+	struct pollfd pfd = { .fd = lfd, .events = POLLIN };
 	socklen_t len;
 	int fd;
 
@@ -977,10 +1015,16 @@ static int accept_one(int lfd, struct sockaddr_storage *peer, int *out)
 		fd = accept4(lfd, (struct sockaddr *)peer, &len, SOCK_CLOEXEC);
 		if (fd >= 0)
 			break;
+		if (errno == EAGAIN) {
+			if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+				return -errno;
+			continue;
+		}
 		/* A client that gave up before accept() is not our failure; wait for the next. */
 		if (errno != EINTR && errno != ECONNABORTED)
 			return -errno;
 	}
+	look_once(fd);
 	*out = fd;
 	return 0;
 }
@@ -996,22 +1040,32 @@ static int sock_addr(int fd, bool peer, struct sockaddr_storage *ss)
 	return rc ? -errno : 0;
 }
 
+/*
+ * Reads the way event-driven programs do, the kind loopless redirects into:
+ * recv(MSG_DONTWAIT), and poll() for readiness when nothing is there. (A
+ * blocking reader would be kept on plain TCP, see ll_recv.) EAGAIN after
+ * poll() said readable is what --tolerate-eagain counts.
+ */
 static ssize_t read_some(int fd, void *buf, size_t len)
 {
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	bool polled = false;
 	ssize_t n;
 
 	for (;;) {
-		n = recv(fd, buf, len, 0);
-		if (n >= 0 || errno == EINTR)
-			;
-		else if (errno == EAGAIN && tolerate_eagain)
-			atomic_fetch_add(&eagain_seen, 1);
-		else
-			break;
+		n = recv(fd, buf, len, MSG_DONTWAIT);
 		if (n >= 0)
-			break;
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return -errno;
+		if (polled && tolerate_eagain)
+			atomic_fetch_add(&eagain_seen, 1);
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			return -errno;
+		polled = true;
 	}
-	return n < 0 ? -errno : n;
 }
 
 /* Reads until LEN bytes or EOF; returns the count (short only at EOF) or -errno. */
@@ -1397,6 +1451,9 @@ static void reader_delay(struct worker *w, double seconds)
 {
 	uint64_t end = now_ns() + (uint64_t)(seconds * 1e9);
 
+	/* A reader that looked once (look_once(), at accept()) and then
+	 * stalls: one loopless redirects into, which is what the
+	 * backpressure tests are about. */
 	atomic_store(&w->doing, "sleeping before the first read (--reader-delay)");
 	while (now_ns() < end) {
 		sample_mem(w->fd, w->writer_fd);

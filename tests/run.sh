@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Test runner: unit tests (cmocka) then integration tests (the t_* functions of
-# tests/integration.sh, tests/misuse.sh and tests/mesh.sh, needs root). Ends
-# with "N passed, N failed"; exits non-zero on any failure.
+# tests/integration.sh, tests/misuse.sh, tests/mesh.sh and tests/readers.sh, needs
+# root). Ends with "N passed, N failed"; exits non-zero on any failure.
 #   tests/run.sh [--unit-only | --integration-only] [BUILD_DIR] [TEST_NAME...]
 set -u
 cd "$(dirname "$0")/.." || exit 2
@@ -16,7 +16,7 @@ BUILD=${1:-build}
 shift || true
 ONLY=("$@")
 # Files of t_* functions, all sourced for every test (helpers are shared).
-TEST_FILES=(tests/integration.sh tests/misuse.sh tests/mesh.sh)
+TEST_FILES=(tests/integration.sh tests/misuse.sh tests/mesh.sh tests/readers.sh)
 
 passed=0
 failed=0
