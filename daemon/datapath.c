@@ -39,7 +39,7 @@ int datapath_probe(const char **what)
 		  "bpf_sk_storage_get in cgroup/setsockopt" },
 	};
 	struct btf *vmlinux;
-	bool have_cast;
+	bool have_cast, have_tp;
 	size_t i;
 
 	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SOCK_OPS, NULL) != 1) {
@@ -62,6 +62,10 @@ int datapath_probe(const char **what)
 		*what = "BPF map type sk_storage";
 		return -EOPNOTSUPP;
 	}
+	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL) != 1) {
+		*what = "BPF map type ringbuf (5.8)";
+		return -EOPNOTSUPP;
+	}
 	for (i = 0; i < sizeof(helpers) / sizeof(helpers[0]); i++) {
 		if (libbpf_probe_bpf_helper(helpers[i].prog, helpers[i].helper, NULL) != 1) {
 			*what = helpers[i].name;
@@ -76,9 +80,16 @@ int datapath_probe(const char **what)
 		return -EOPNOTSUPP;
 	}
 	have_cast = btf__find_by_name_kind(vmlinux, "bpf_rdonly_cast", BTF_KIND_FUNC) >= 0;
+	/* ll_recv attaches to it (tp_btf): how loopless sees its readers. */
+	have_tp = btf__find_by_name_kind(vmlinux, "btf_trace_sock_recv_length", BTF_KIND_TYPEDEF) >=
+		  0;
 	btf__free(vmlinux);
 	if (!have_cast) {
 		*what = "the bpf_rdonly_cast kfunc (6.2)";
+		return -EOPNOTSUPP;
+	}
+	if (!have_tp) {
+		*what = "the sock_recv_length tracepoint (5.19)";
 		return -EOPNOTSUPP;
 	}
 	return 0;
@@ -227,6 +238,29 @@ static int pin_prog(struct bpf_program *prog, const char *pin_dir, const char *n
 	return bpf_program__pin(prog, path);
 }
 
+/* An iterator of @prog over the sockhash @map_fd: its fd to read(), and in
+ * *link what to destroy afterwards; -errno on failure. */
+static int iter_open(struct bpf_program *prog, int map_fd, struct bpf_link **link)
+{
+	LIBBPF_OPTS(bpf_iter_attach_opts, opts);
+	union bpf_iter_link_info linfo = {};
+	int fd;
+
+	linfo.map.map_fd = map_fd;
+	opts.link_info = &linfo;
+	opts.link_info_len = sizeof(linfo);
+	*link = bpf_program__attach_iter(prog, &opts);
+	if (!*link)
+		return -errno;
+	fd = bpf_iter_create(bpf_link__fd(*link));
+	if (fd < 0) {
+		fd = -errno;
+		bpf_link__destroy(*link);
+		*link = NULL;
+	}
+	return fd;
+}
+
 static int attach_recv(struct loopless_bpf *skel, const char *pin_dir);
 static int leave_event(void *ctx, void *data, size_t size);
 
@@ -366,8 +400,6 @@ int datapath_leave_fd(const struct datapath *dp)
 
 int datapath_reap(struct datapath *dp, unsigned int *pending)
 {
-	LIBBPF_OPTS(bpf_iter_attach_opts, opts);
-	union bpf_iter_link_info linfo = {};
 	struct bpf_link *link;
 	__u32 rec[64];
 	int iter_fd, err = 0;
@@ -376,17 +408,9 @@ int datapath_reap(struct datapath *dp, unsigned int *pending)
 	*pending = 0;
 	if (dp->leaves && ring_buffer__consume(dp->leaves) < 0)
 		log_debug("leave events: %s", strerror(errno));
-	linfo.map.map_fd = bpf_map__fd(dp->skel->maps.sock_hash);
-	opts.link_info = &linfo;
-	opts.link_info_len = sizeof(linfo);
-	link = bpf_program__attach_iter(dp->skel->progs.ll_reap, &opts);
-	if (!link)
-		return -errno;
-	iter_fd = bpf_iter_create(bpf_link__fd(link));
-	if (iter_fd < 0) {
-		err = -errno;
-		goto out;
-	}
+	iter_fd = iter_open(dp->skel->progs.ll_reap, bpf_map__fd(dp->skel->maps.sock_hash), &link);
+	if (iter_fd < 0)
+		return iter_fd;
 	while ((r = read(iter_fd, rec, sizeof(rec))) != 0) {
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -397,7 +421,6 @@ int datapath_reap(struct datapath *dp, unsigned int *pending)
 		*pending += r / sizeof(rec[0]);
 	}
 	close(iter_fd);
-out:
 	bpf_link__destroy(link);
 	return err;
 }
@@ -601,25 +624,15 @@ static int detach_link(const char *dir, const char *name, int link_fd, uint64_t 
 static int iter_sockhash(struct loopless_bpf *skel, int map_fd, __u32 flags,
 			 struct ll_conn_rec **recs, size_t *len, size_t *cap)
 {
-	LIBBPF_OPTS(bpf_iter_attach_opts, opts);
-	union bpf_iter_link_info linfo = {};
 	struct bpf_link *link;
 	struct ll_conn_rec *tmp;
 	size_t i, first = *len;
 	int iter_fd, err = 0;
 	ssize_t r;
 
-	linfo.map.map_fd = map_fd;
-	opts.link_info = &linfo;
-	opts.link_info_len = sizeof(linfo);
-	link = bpf_program__attach_iter(skel->progs.ll_iter, &opts);
-	if (!link)
-		return -errno;
-	iter_fd = bpf_iter_create(bpf_link__fd(link));
-	if (iter_fd < 0) {
-		err = -errno;
-		goto out;
-	}
+	iter_fd = iter_open(skel->progs.ll_iter, map_fd, &link);
+	if (iter_fd < 0)
+		return iter_fd;
 	for (;;) {
 		if (*len == *cap) {
 			*cap = *cap ? 2 * *cap : 64;
@@ -644,7 +657,6 @@ static int iter_sockhash(struct loopless_bpf *skel, int map_fd, __u32 flags,
 	for (i = first; i < *len; i++)
 		(*recs)[i].flags |= flags;
 	close(iter_fd);
-out:
 	bpf_link__destroy(link);
 	return err;
 }
