@@ -191,6 +191,8 @@ static struct sockaddr *addr(void)
 }
 
 static void set_nonblock(int fd, bool on);
+/* --reader client: the connecting socket is the one whose reading is tested. */
+static bool client_reads;
 
 static void pair_open(struct pair *p)
 {
@@ -231,9 +233,11 @@ static void pair_open(struct pair *p)
 	set_nonblock(p->cfd, false);
 	/* The client end's reader looks once, as an event loop's first read
 	 * attempt does: its writes on the (now blocking) socket then do not
-	 * mark it a blocking program (ll_sk_msg). The accepted end is left as
-	 * each check wants it: not seen yet. */
-	(void)!recv(p->cfd, &(char){ 0 }, 1, MSG_PEEK | MSG_DONTWAIT);
+	 * mark it a blocking program (ll_sk_msg). Not when it is the reader
+	 * under test, nor for the accepted end: each check wants its reader
+	 * not seen yet, or seen the way it reads. */
+	if (!client_reads)
+		(void)!recv(p->cfd, &(char){ 0 }, 1, MSG_PEEK | MSG_DONTWAIT);
 	close(lfd);
 }
 
@@ -1691,7 +1695,7 @@ int main(int argc, char **argv)
 			if (!strcmp(argv[a], "server"))
 				reader_end = R_SERVER;
 			else if (!strcmp(argv[a], "client"))
-				reader_end = R_CLIENT;
+				reader_end = R_CLIENT, client_reads = true;
 			else
 				return fprintf(stderr, PROG ": bad --reader (server, client)\n"), 2;
 		} else if (!strcmp(argv[a], "--sigalrm")) {
