@@ -540,6 +540,13 @@ PROMTOOL=${PROMTOOL:-$(command -v promtool || echo .deps/bin/promtool)}
 metrics_at() {
 	sed -n 's#.*metrics: serving http://\([^/]*\)/metrics.*#\1#p' "$TMP/looplessd.log" | tail -1
 }
+# started_metrics_at: the endpoint of a daemon start_daemon just started; its
+# line is logged right after the one start_daemon waits for.
+started_metrics_at() {
+	local at
+	for _ in $(seq 100); do at=$(metrics_at); [ -n "$at" ] && break; sleep 0.05; done
+	echo "$at"
+}
 http() { curl -sS --noproxy '*' --max-time 5 "$@"; }
 http_code() { curl -s --noproxy '*' --max-time 5 -o /dev/null -w '%{http_code}' "$@"; }
 # sample TEXT METRIC: the value of one sample ("name" or "name{labels}").
@@ -644,7 +651,8 @@ t_reload_broken() {
 	local at r0 s0 busy_port py_pid
 	conf "[daemon]" "cgroup = $CG" "metrics = 127.0.0.1:0" "[datapath]" "exclude_ports = 7500"
 	start_daemon --config "$TMP/conf"
-	at=$(metrics_at)
+	at=$(started_metrics_at)
+	[ -n "$at" ] || die "no metrics endpoint logged"
 	conf "[daemon]" "cgroup = $CG" "log_levle = debug"
 	[ "$(reload_daemon)" = rejected ] || die "a bad key was not rejected"
 	grep -q "conf:3: unknown key \"log_levle\" in \[daemon\]" "$TMP/looplessd.log" ||
@@ -701,7 +709,7 @@ t_metrics() {
 	[ -x "$PROMTOOL" ] || die "promtool not found (make deps puts it in .deps/bin)"
 	conf "[daemon]" "cgroup = $CG" "metrics = 127.0.0.1:0"
 	start_daemon --config "$TMP/conf"
-	at=$(metrics_at)
+	at=$(started_metrics_at)
 	[ -n "$at" ] || die "no 'serving' line: $(cat "$TMP/looplessd.log")"
 	text=$(http "http://$at/metrics") || die "GET /metrics failed"
 	"$PROMTOOL" check metrics <<<"$text" || die "promtool check metrics failed"
@@ -768,7 +776,7 @@ t_metrics_health() {
 	local at
 	mkdir "$CG/gone"
 	start_daemon --cgroup "$CG/gone" --metrics 127.0.0.1:0
-	at=$(metrics_at)
+	at=$(started_metrics_at)
 	[ "$(http_code "http://$at/healthz")" = 200 ] || die "/healthz not 200"
 	rmdir "$CG/gone"
 	for _ in $(seq 50); do
