@@ -671,7 +671,9 @@ s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(); print(s.getsockname()[1]
 time.sleep(30)' >"$TMP/busy" &
 	py_pid=$!
 	wait_file "$TMP/busy"
-	for _ in $(seq 50); do busy_port=$(cat "$TMP/busy"); [ -n "$busy_port" ] && break; sleep 0.05; done
+	# python3 can take seconds to start on a loaded machine.
+	for _ in $(seq 400); do busy_port=$(cat "$TMP/busy"); [ -n "$busy_port" ] && break; sleep 0.05; done
+	[ -n "$busy_port" ] || die "the port-holding helper did not start"
 	conf "[daemon]" "cgroup = $CG" "metrics = 127.0.0.1:$busy_port"
 	[ "$(reload_daemon)" = rejected ] || die "a busy metrics port was not rejected"
 	kill "$py_pid"
