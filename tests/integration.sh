@@ -136,13 +136,26 @@ t_netns_collision() {
 	log "B: $(cat "$TMP/b")"
 }
 
+# remote_transfer NS2 PORT LABEL: 32 MiB duplex between a server in NS2 at
+# 198.51.100.2:PORT and a client in $NS, both in $CG, verified by lltraffic.
+remote_transfer() {
+	local out
+	rm -f "$TMP/ready"
+	in_ns_cg "$1" "$CG" "$LLTRAFFIC" serve --listen 198.51.100.2 --port "$2" --bytes 32M \
+		--duplex --ready-file "$TMP/ready" >"$TMP/serve" 2>&1 &
+	for _ in $(seq 100); do [ -e "$TMP/ready" ] && break; sleep 0.05; done
+	out=$(in_ns_cg "$NS" "$CG" "$LLTRAFFIC" send --connect 198.51.100.2 --port "$2" \
+		--bytes 32M --duplex) || die "send ($3): $out"
+	wait $! || die "serve ($3): $(cat "$TMP/serve")"
+}
+
 # 5. A real remote peer (another netns over veth): not redirected, works.
 # Neither end enters the map: the server end's handshake came over the
 # veth, and the client end's SYN-ACK advertised the veth's MSS (1460, no
 # peer on lo advertises less than LL_LO_MSS_MIN), so it is not even put in
 # provisionally.
 t_remote_peer() {
-	local ns2 r0 s0 l0 p0 out
+	local ns2 r0 s0 l0 p0
 	add_netns peer
 	ns2=$NEW_NS
 	ip link add ll-a netns "$NS" type veth peer name ll-b netns "$ns2"
@@ -155,12 +168,7 @@ t_remote_peer() {
 	s0=$(counter skipped_remote)
 	l0=$(counter provisional_left)
 	p0=$(counter pairs)
-	in_ns_cg "$ns2" "$CG" "$LLTRAFFIC" serve --listen 198.51.100.2 --port 7100 --bytes 32M \
-		--duplex --ready-file "$TMP/ready" >"$TMP/serve" 2>&1 &
-	for _ in $(seq 100); do [ -e "$TMP/ready" ] && break; sleep 0.05; done
-	out=$(in_ns_cg "$NS" "$CG" "$LLTRAFFIC" send --connect 198.51.100.2 --port 7100 \
-		--bytes 32M --duplex) || die "send: $out"
-	wait $! || die "serve: $(cat "$TMP/serve")"
+	remote_transfer "$ns2" 7100 "MTU 1500"
 	[ "$(counter redirected_bytes)" -eq "$r0" ] || die "remote traffic was redirected"
 	[ "$(counter skipped_remote)" -eq $((s0 + 2)) ] || die "skipped_remote did not count both ends"
 	[ "$(counter provisional_left)" -eq "$l0" ] || die "the client end entered the map"
@@ -173,13 +181,7 @@ t_remote_peer() {
 	r0=$(counter redirected_bytes)
 	s0=$(counter skipped_remote)
 	l0=$(counter provisional_left)
-	rm -f "$TMP/ready"
-	in_ns_cg "$ns2" "$CG" "$LLTRAFFIC" serve --listen 198.51.100.2 --port 7101 --bytes 32M \
-		--duplex --ready-file "$TMP/ready" >"$TMP/serve" 2>&1 &
-	for _ in $(seq 100); do [ -e "$TMP/ready" ] && break; sleep 0.05; done
-	out=$(in_ns_cg "$NS" "$CG" "$LLTRAFFIC" send --connect 198.51.100.2 --port 7101 \
-		--bytes 32M --duplex) || die "send (MTU 65535): $out"
-	wait $! || die "serve (MTU 65535): $(cat "$TMP/serve")"
+	remote_transfer "$ns2" 7101 "MTU 65535"
 	[ "$(counter redirected_bytes)" -eq "$r0" ] || die "remote traffic was redirected (MTU 65535)"
 	[ "$(counter skipped_remote)" -eq $((s0 + 1)) ] || die "skipped_remote did not count the server end"
 	[ "$(counter provisional_left)" -eq $((l0 + 1)) ] || die "the provisional client end did not leave"
