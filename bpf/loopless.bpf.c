@@ -404,9 +404,14 @@ static __always_inline bool leave_if_ready(struct ll_sk_state *st, struct ll_soc
 		psock = bpf_rdonly_cast((void *)ud, bpf_core_type_id_kernel(struct sk_psock));
 		queued = psock->msg_tot_len;
 	}
+	/* A reader never seen safe was never redirected into (its record never
+	 * said so): no redirect can be in flight, nothing to wait for. */
 	ll_key_mirror(&pk, &st->key);
 	pref = bpf_map_lookup_elem(&peers, &pk);
-	peer = pref && ll_peer_mutual(pref->peer_cookie, st->cookie) ? pref->sk : 0;
+	peer = pref && ll_peer_mutual(pref->peer_cookie, st->cookie) &&
+			       (st->flags & LL_SK_READER_SAFE) ?
+		       pref->sk :
+		       0;
 	refs = psock_refs(peer, pref ? pref->cookie : 0);
 	if (!ll_leave_ready(queued, refs, bpf_ktime_get_ns() - ref->leave_ns))
 		return false;
@@ -472,8 +477,22 @@ static __always_inline int sockops_segment(struct bpf_sock_ops *ops)
 		done = tp && leave_if_ready(st, ref,
 					    (__u64)tp->inet_conn.icsk_inet.sk.sk_user_data &
 						    LL_SK_USER_DATA_PTRMASK);
-	} else {
-		done = st->flags & LL_SK_READER_SAFE;
+	} else if (!(st->flags & (LL_SK_READER_SAFE | LL_SK_READER_UNSAFE))) {
+		/* Not seen reading yet. An accepted socket has a file once
+		 * accept()ed: a blocking one (a threaded server behind a
+		 * non-blocking listener) leaves now, before its first
+		 * blocking read can wait in tcp_bpf_recvmsg(). Never
+		 * redirected into, so nothing is lost. */
+		tp = bpf_skc_to_tcp_sock(sk);
+		done = false;
+		if (tp && file_nonblock(tp->inet_conn.icsk_inet.sk.sk_socket) == 0) {
+			st->flags |= LL_SK_READER_UNSAFE;
+			count(LL_CNT_LEAVE_BLOCKING, 1);
+			leave_pair(st);
+			done = leave_if_ready(st, ref,
+					      (__u64)tp->inet_conn.icsk_inet.sk.sk_user_data &
+						      LL_SK_USER_DATA_PTRMASK);
+		}
 	}
 	if (!done)
 		return 1;
