@@ -62,7 +62,7 @@ BENCH_BINS := $(OUTPUT)/loopless-bench
 all: $(APPS) $(TEST_BINS) $(BENCH_BINS)
 
 # Objects shared by the daemon and the CLI, one file per concern.
-COMMON_OBJS := $(addprefix $(OBJ)/,config.o pins.o cgroup.o counters.o log.o datapath.o)
+COMMON_OBJS := $(addprefix $(OBJ)/,config.o pins.o cgroup.o counters.o log.o datapath.o netns.o)
 
 $(OBJ) $(OUTPUT):
 	$(Q)mkdir -p $@

@@ -344,9 +344,11 @@ unclaim:
  * redirects any more (ll_reader_redirectable()); ll_reap takes each socket
  * out once nothing redirected to it is unread and no redirect into it can
  * be in flight (ll_leave_ready()). The protocol of DESIGN.md "Leaving the
- * map": flag, quiesce, drain, delete.
+ * map": flag, quiesce, drain, delete. @unsafe: this socket's reader read
+ * blocking, so the pair never comes back; otherwise a direction took TCP
+ * and ll_reenter may put the pair back once the reason is gone.
  */
-static __always_inline void leave_pair(struct ll_sk_state *st)
+static __always_inline void leave_pair(struct ll_sk_state *st, bool unsafe)
 {
 	__u64 now = bpf_ktime_get_ns();
 	struct ll_sock_ref *ref;
@@ -356,7 +358,8 @@ static __always_inline void leave_pair(struct ll_sk_state *st)
 	ref = bpf_map_lookup_elem(&peers, &st->key);
 	if (ref && ref->cookie == st->cookie) {
 		ref->leave_ns = now;
-		__sync_fetch_and_or(&ref->reader, LL_READER_UNSAFE | LL_READER_LEAVING);
+		__sync_fetch_and_or(&ref->reader,
+				    (unsafe ? LL_READER_UNSAFE : 0) | LL_READER_LEAVING);
 	}
 	ll_key_mirror(&peer, &st->key);
 	ref = bpf_map_lookup_elem(&peers, &peer);
@@ -418,6 +421,13 @@ static __always_inline bool leave_if_ready(struct ll_sk_state *st, struct ll_soc
 	if (bpf_map_delete_elem(&sock_hash, &st->key))
 		return false;
 	st->flags &= ~LL_SK_IN_MAP;
+	if (!(ref->reader & LL_READER_UNSAFE)) {
+		__u64 now = bpf_ktime_get_ns();
+
+		st->flags |= LL_SK_LEFT;
+		st->cycles = ll_cycles_after_stay(st->cycles, now - st->moved_ns);
+		st->moved_ns = now;
+	}
 	count(LL_CNT_LEFT, 1);
 	return true;
 }
@@ -488,7 +498,7 @@ static __always_inline int sockops_segment(struct bpf_sock_ops *ops)
 		if (tp && file_nonblock(tp->inet_conn.icsk_inet.sk.sk_socket) == 0) {
 			st->flags |= LL_SK_READER_UNSAFE;
 			count(LL_CNT_LEAVE_BLOCKING, 1);
-			leave_pair(st);
+			leave_pair(st, true);
 			done = leave_if_ready(st, ref,
 					      (__u64)tp->inet_conn.icsk_inet.sk.sk_user_data &
 						      LL_SK_USER_DATA_PTRMASK);
@@ -708,7 +718,7 @@ int ll_sk_msg(struct sk_msg_md *msg)
 		if (tp && file_nonblock(tp->inet_conn.icsk_inet.sk.sk_socket) == 0) {
 			st->flags |= LL_SK_READER_UNSAFE;
 			count(LL_CNT_LEAVE_BLOCKING, 1);
-			leave_pair(st);
+			leave_pair(st, true);
 			goto to_tcp;
 		}
 	}
@@ -720,9 +730,18 @@ int ll_sk_msg(struct sk_msg_md *msg)
 	if (!ref || !ll_peer_mutual(ref->peer_cookie, st->cookie))
 		goto to_tcp;
 	/* Its reader not seen reading safely yet (it may block, or splice),
-	 * or the pair is leaving the map. */
+	 * or the pair is leaving the map. Bytes that take TCP into a socket in
+	 * the map are invisible to FIONREAD there (tcp_bpf_ioctl() counts only
+	 * ingress_msg: an event-driven reader that trusts it stalls), so the
+	 * pair leaves; its reader, never redirected into, leaves at this very
+	 * segment (sockops_segment), before the bytes are queued. ll_reenter
+	 * puts the pair back once both readers were seen reading safely. */
 	if (!ll_reader_redirectable(ref->reader)) {
 		count(LL_CNT_TCP_READER_UNKNOWN, 1);
+		if (!(ref->reader & LL_READER_LEAVING)) {
+			count(LL_CNT_LEAVE_UNKNOWN, 1);
+			leave_pair(st, false);
+		}
 		goto to_tcp;
 	}
 	if (!(st->flags & LL_SK_HAVE_PEER)) {
@@ -738,11 +757,24 @@ int ll_sk_msg(struct sk_msg_md *msg)
 		st->progress_ns = now; /* the reader took bytes since our last send */
 
 	if (st->flags & LL_SK_TCP_USED) {
+		struct ll_seqs own = {}, to = { .rcv_nxt = v.rcv_nxt, .copied_seq = v.copied_seq };
+
 		tp = bpf_skc_to_tcp_sock(sk);
-		if (!tp || tp->write_seq != tp->snd_nxt || tp->snd_nxt != v.rcv_nxt ||
-		    v.copied_seq != v.rcv_nxt || v.queued > v.rcvbuf / 2 || v.rcvlowat > 1)
+		if (tp) {
+			own.write_seq = tp->write_seq;
+			own.snd_nxt = tp->snd_nxt;
+		}
+		if (!tp || !ll_drained(&own, &to) || v.queued > v.rcvbuf / 2 || v.rcvlowat > 1) {
+			/* Still TCP bytes unread after a while: stop paying the
+			 * sk_msg path for them, leave. */
+			if (++st->tcp_sends > LL_ORDER_SENDS) {
+				count(LL_CNT_LEAVE_ORDER, 1);
+				leave_pair(st, false);
+			}
 			goto pass_tcp;
+		}
 		st->flags &= ~(LL_SK_TCP_USED | LL_SK_SMALL);
+		st->tcp_sends = 0;
 		count(LL_CNT_RETURNS, 1);
 	} else if (v.rcvlowat > 1) {
 		/* The reader asked to be woken only once SO_RCVLOWAT bytes are
@@ -750,11 +782,15 @@ int ll_sk_msg(struct sk_msg_md *msg)
 		 * what is queued, sk_msg_is_readable() any byte); TCP's
 		 * tcp_recvmsg() and tcp_poll() honour it. */
 		count(LL_CNT_FALLBACKS_RCVLOWAT, 1);
+		count(LL_CNT_LEAVE_RCVLOWAT, 1);
+		leave_pair(st, false);
 		goto to_tcp;
 	} else if (v.queued > (now - st->progress_ns <= cfg->reader_idle_ns ?
 				       cfg->queue_limit :
 				       (v.rcvbuf > LL_MIN_QUEUE ? v.rcvbuf : LL_MIN_QUEUE))) {
 		count(LL_CNT_FALLBACKS, 1);
+		count(LL_CNT_LEAVE_LAG, 1);
+		leave_pair(st, false);
 		goto to_tcp;
 	} else if (size <= cfg->small_write &&
 		   (v.queued > cfg->small_lag || (st->burst >= LL_SMALL_BURST && v.queued))) {
@@ -766,6 +802,8 @@ int ll_sk_msg(struct sk_msg_md *msg)
 		 * answered), however short its round trips, so it stays
 		 * redirected. */
 		count(LL_CNT_FALLBACKS_SMALL, 1);
+		count(LL_CNT_LEAVE_SMALL, 1);
+		leave_pair(st, false);
 		st->flags |= LL_SK_SMALL;
 		goto to_tcp;
 	}
@@ -862,7 +900,7 @@ int BPF_PROG(ll_recv, struct sock *sk, int ret, int flags)
 	enum ll_read_kind kind;
 
 	st = bpf_sk_storage_get(&sk_state, sk, NULL, 0);
-	if (!st || !(st->flags & LL_SK_IN_MAP))
+	if (!st || !(st->flags & (LL_SK_IN_MAP | LL_SK_LEFT)))
 		return 0;
 	kind = ll_read_kind(flags);
 	if (kind == LL_READ_SAFE) {
@@ -877,13 +915,21 @@ int BPF_PROG(ll_recv, struct sock *sk, int ret, int flags)
 	/* The answer tcp_bpf_recvmsg() gives a blocking reader woken without
 	 * data, which tcp_recvmsg() would not (a timeout of SO_RCVTIMEO is
 	 * counted too: the tracepoint cannot tell them apart). */
-	if (ret == -LL_EAGAIN)
+	if (ret == -LL_EAGAIN && (st->flags & LL_SK_IN_MAP))
 		count(LL_CNT_APP_VISIBLE_ERRORS, 1);
 	if (st->flags & LL_SK_READER_UNSAFE)
 		return 0;
 	st->flags |= LL_SK_READER_UNSAFE;
+	if (!(st->flags & LL_SK_IN_MAP)) {
+		/* Out of the map already: it never comes back. */
+		st->flags &= ~LL_SK_LEFT;
+		ref = bpf_map_lookup_elem(&peers, &st->key);
+		if (ref && ref->cookie == st->cookie)
+			__sync_fetch_and_or(&ref->reader, LL_READER_UNSAFE);
+		return 0;
+	}
 	count(kind == LL_READ_WAITALL ? LL_CNT_LEAVE_WAITALL : LL_CNT_LEAVE_BLOCKING, 1);
-	leave_pair(st);
+	leave_pair(st, true);
 	return 0;
 }
 
@@ -911,5 +957,104 @@ int ll_reap(struct bpf_iter__sockmap *ctx)
 		return 0;
 	if (!leave_if_ready(st, ref, (__u64)sk->sk_user_data & LL_SK_USER_DATA_PTRMASK))
 		bpf_seq_write(ctx->meta->seq, &one, sizeof(one));
+	return 0;
+}
+
+/*
+ * looplessd runs this over each network namespace's TCP sockets (iter/tcp
+ * walks the namespace of the process that creates the iterator), with the
+ * socket locked, after pairs left the map because a direction took TCP and
+ * while any of them waits: a socket that ll_reenter() lets back in is
+ * inserted again under its key (iterators may insert into a sockhash; sockops
+ * only at establishment). Its peer goes back in when its own turn comes; until
+ * then this socket sends on TCP (the peer's record still says it left), so
+ * nothing is redirected out of order, and both enter with LL_SK_TCP_USED: a
+ * direction redirects again only once ll_drained(). One 4-byte record per
+ * socket still waiting tells looplessd to come back.
+ */
+SEC("iter/tcp")
+int ll_reenter(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct ll_sock_ref *ref, *pref;
+	struct ll_seqs a = {}, b = {};
+	struct tcp_sock *tp, *ptp;
+	struct ll_sk_state *st;
+	struct ll_config *cfg;
+	struct sock *sk, *psk;
+	__u32 zero = 0, one = 1;
+	enum ll_reenter verdict;
+	struct ll_key pk;
+	bool quiet, lowat;
+	__u64 now;
+
+	if (!skc)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0;
+	sk = (struct sock *)tp;
+	st = bpf_sk_storage_get(&sk_state, sk, NULL, 0);
+	if (!st || !(st->flags & LL_SK_LEFT))
+		return 0;
+	cfg = bpf_map_lookup_elem(&ll_config, &zero);
+	if (!cfg || (cfg->flags & LL_CFG_DRAIN))
+		return 0;
+	ref = bpf_map_lookup_elem(&peers, &st->key);
+	ll_key_mirror(&pk, &st->key);
+	pref = bpf_map_lookup_elem(&peers, &pk);
+	if (sk->__sk_common.skc_state != BPF_TCP_ESTABLISHED || !ref || ref->cookie != st->cookie ||
+	    !pref || !ll_peer_mutual(pref->peer_cookie, st->cookie))
+		goto never; /* closing, or the peer closed */
+	psk = bpf_rdonly_cast((void *)pref->sk, bpf_core_type_id_kernel(struct sock));
+	ptp = bpf_rdonly_cast((void *)pref->sk, bpf_core_type_id_kernel(struct tcp_sock));
+	if (psk->__sk_common.skc_cookie.counter != pref->cookie)
+		goto never;
+	a.write_seq = tp->write_seq;
+	a.snd_nxt = tp->snd_nxt;
+	a.rcv_nxt = tp->rcv_nxt;
+	a.copied_seq = tp->copied_seq;
+	b.write_seq = ptp->write_seq;
+	b.snd_nxt = ptp->snd_nxt;
+	b.rcv_nxt = ptp->rcv_nxt;
+	b.copied_seq = ptp->copied_seq;
+	quiet = ll_drained(&a, &b) && ll_drained(&b, &a) &&
+		psk->__sk_common.skc_state == BPF_TCP_ESTABLISHED;
+	lowat = sk->sk_rcvlowat > 1 || psk->sk_rcvlowat > 1;
+	/* Seen again last: the values above belong to the peer we meant. */
+	if (psk->__sk_common.skc_cookie.counter != pref->cookie)
+		goto never;
+	now = bpf_ktime_get_ns();
+	verdict = ll_reenter_verdict(ref->reader, pref->reader, quiet, lowat, now - st->moved_ns,
+			     cfg->reenter_min_ns, st->cycles);
+	if (verdict == LL_REENTER_NEVER)
+		goto never;
+	if (verdict == LL_REENTER_LATER) {
+		/* The peer went back in earlier in this pass but this end
+		 * cannot follow (a byte moved in between): nothing was
+		 * redirected into the peer while this end was out, so ll_reap
+		 * takes it out again at once rather than leave it alone in the
+		 * map. */
+		if (!(pref->reader & LL_READER_LEAVING)) {
+			pref->leave_ns = now;
+			__sync_fetch_and_or(&pref->reader, LL_READER_LEAVING);
+			bpf_ringbuf_output(&leave_events, &one, sizeof(one), 0);
+		}
+		bpf_seq_write(ctx->meta->seq, &one, sizeof(one));
+		return 0;
+	}
+	if (bpf_map_update_elem(&sock_hash, &st->key, sk, BPF_NOEXIST)) {
+		count(LL_CNT_INSERT_ERRORS, 1);
+		goto never;
+	}
+	st->flags = (st->flags & ~LL_SK_LEFT) | LL_SK_IN_MAP | LL_SK_TCP_USED;
+	st->tcp_sends = 0;
+	st->cycles++;
+	st->moved_ns = now;
+	__sync_fetch_and_and(&ref->reader, ~LL_READER_LEAVING);
+	count(LL_CNT_REENTERED, 1);
+	return 0;
+never:
+	st->flags &= ~LL_SK_LEFT;
 	return 0;
 }

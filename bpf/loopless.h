@@ -65,6 +65,14 @@ enum ll_counter {
 	LL_CNT_LEAVE_WAITALL, /* ... read with MSG_WAITALL */
 	LL_CNT_LEFT, /* sockets taken out of the map by a leave, every byte read */
 	LL_CNT_APP_VISIBLE_ERRORS, /* EAGAIN returned to a blocking recvmsg in the map */
+	/* Pairs that started leaving the map because a direction took TCP
+	 * (enum ll_leave_why); they may come back (LL_CNT_REENTERED). */
+	LL_CNT_LEAVE_UNKNOWN, /* bytes came before the reader was seen reading */
+	LL_CNT_LEAVE_LAG, /* the reader fell behind: its queue is over the limit */
+	LL_CNT_LEAVE_SMALL, /* a stream of small writes outran its reader */
+	LL_CNT_LEAVE_RCVLOWAT, /* the reader set SO_RCVLOWAT */
+	LL_CNT_LEAVE_ORDER, /* TCP bytes still unread after a return: stayed on TCP */
+	LL_CNT_REENTERED, /* sockets put back into the map by ll_reenter */
 	LL_CNT_MAX,
 };
 
@@ -92,6 +100,10 @@ struct ll_config {
 	__u32 small_write;
 	__u32 small_lag;
 	__u64 reader_idle_ns;
+	/* A pair that left the map because a direction took TCP comes back
+	 * at the earliest this long after it left, doubling per cycle
+	 * (ll_reenter_wait()). */
+	__u64 reenter_min_ns;
 };
 
 /* Values of the 65536-entry port array map. */
@@ -121,6 +133,9 @@ enum ll_sk_flags {
 	 * the tracepoint needs no map lookup once it has decided). */
 	LL_SK_READER_SAFE = 1 << 6,
 	LL_SK_READER_UNSAFE = 1 << 7,
+	/* Left the map because a direction took TCP (not for an unsafe
+	 * reader): ll_reenter may put it back. */
+	LL_SK_LEFT = 1 << 8,
 };
 
 /*
@@ -146,11 +161,14 @@ struct ll_sk_state {
 	__u32 flags;
 	__u32 queued_expect; /* peer's queue after our last redirect */
 	__u32 burst; /* small writes in a row, each within LL_BURST_GAP_NS */
-	__u32 pad;
+	__u32 tcp_sends; /* sends on TCP since the direction last redirected */
 	__u64 progress_ns; /* when the peer was last seen taking bytes */
 	__u64 send_ns; /* when this socket last sent */
 	__u64 peer; /* kernel address of the peer's struct sock */
 	__u64 peer_cookie;
+	__u64 moved_ns; /* when it last left or re-entered the map */
+	__u32 cycles; /* re-entries since it last stayed LL_STAY_RESET_NS */
+	__u32 pad2;
 };
 
 /* Values of the peers map: where a socket is, for its peer's program. */
@@ -195,6 +213,7 @@ struct ll_conn_rec {
 #define LL_SMALL_BURST 32
 #define LL_DEFAULT_SMALL_WRITE 2048
 #define LL_DEFAULT_SMALL_LAG (64U << 10)
+#define LL_DEFAULT_REENTER_MIN_NS (10ULL * 1000 * 1000)
 
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define LL_NTOHS(x) ((__u16)__builtin_bswap16(x))
@@ -399,6 +418,84 @@ static inline bool ll_provisional_stays(__u64 own_record_peer_cookie)
 static inline bool ll_peer_mutual(__u64 ref_peer_cookie, __u64 own_cookie)
 {
 	return own_cookie && ref_peer_cookie == own_cookie;
+}
+
+/* TCP sequence state of one end (struct tcp_sock), for ordering. */
+struct ll_seqs {
+	__u32 write_seq; /* the program wrote up to here ... */
+	__u32 snd_nxt; /* ... TCP sent up to here */
+	__u32 rcv_nxt; /* TCP received up to here ... */
+	__u32 copied_seq; /* ... the program read up to here */
+};
+
+/*
+ * Every TCP byte @from wrote to @to is sent, received and read: a byte
+ * redirected now cannot overtake one (tcp_bpf_recvmsg() reads ingress_msg
+ * before sk_receive_queue). Compared with the peer's rcv_nxt rather than
+ * our snd_una, which a delayed ACK holds back.
+ */
+static inline bool ll_drained(const struct ll_seqs *from, const struct ll_seqs *to)
+{
+	return from->write_seq == from->snd_nxt && to->rcv_nxt == from->snd_nxt &&
+	       to->copied_seq == to->rcv_nxt;
+}
+
+/* Sends a direction may make on TCP, in the map, waiting for ll_drained()
+ * after a re-entry, before its pair leaves again (LL_CNT_LEAVE_ORDER):
+ * in the map every send pays tcp_bpf_sendmsg()'s copy, and TCP bytes
+ * there are invisible to FIONREAD (tcp_bpf_ioctl() counts ingress_msg). */
+#define LL_ORDER_SENDS 16
+
+/* Re-entry backoff: LL_REENTER_MAX_SHIFT doublings at most (10 ms -> 1.28
+ * s with the defaults); a socket that stayed in the map LL_STAY_RESET_NS
+ * starts again from the shortest wait. */
+#define LL_REENTER_MAX_SHIFT 7
+#define LL_STAY_RESET_NS (1000ULL * 1000 * 1000)
+
+static inline __u64 ll_reenter_wait(__u64 min_ns, __u32 cycles)
+{
+	return min_ns << (cycles < LL_REENTER_MAX_SHIFT ? cycles : LL_REENTER_MAX_SHIFT);
+}
+
+/* The re-entry count a socket keeps when it leaves after @stay_ns in the
+ * map. */
+static inline __u32 ll_cycles_after_stay(__u32 cycles, __u64 stay_ns)
+{
+	return stay_ns >= LL_STAY_RESET_NS ? 0 : cycles;
+}
+
+enum ll_reenter {
+	LL_REENTER_NOW,
+	LL_REENTER_LATER, /* not yet: ask again */
+	LL_REENTER_NEVER, /* a reader that read blocking or with MSG_WAITALL */
+};
+
+/*
+ * Whether a socket that left the map because a direction took TCP goes back
+ * in (ll_reenter, driven by looplessd). Only into a map where every byte
+ * either end reads was redirected or is read in order after the redirected
+ * ones, by readers tcp_bpf_recvmsg() serves like tcp_recvmsg():
+ * - both readers seen reading non-blocking (@own_reader, @peer_reader:
+ *   their records' enum ll_reader), neither ever blocking: a reader already
+ *   asleep inside tcp_recvmsg() would wait on the TCP queue only and never
+ *   see a redirected byte (a non-blocking one is never asleep there);
+ * - @quiet: ll_drained() both ways, so the connection is not streaming on
+ *   TCP (the reason it left is gone: the writer paused, the reader caught
+ *   up), and no TCP byte is left for FIONREAD to miss;
+ * - no SO_RCVLOWAT above 1 on either end (@lowat);
+ * - at least ll_reenter_wait() since it left: a connection that keeps
+ *   leaving is put back less and less often.
+ */
+static inline enum ll_reenter ll_reenter_verdict(__u32 own_reader, __u32 peer_reader, bool quiet,
+						 bool lowat,
+					 __u64 since_ns, __u64 min_ns, __u32 cycles)
+{
+	if ((own_reader | peer_reader) & LL_READER_UNSAFE)
+		return LL_REENTER_NEVER;
+	if (!(own_reader & LL_READER_SAFE) || !(peer_reader & LL_READER_SAFE) || !quiet || lowat ||
+	    since_ns < ll_reenter_wait(min_ns, cycles))
+		return LL_REENTER_LATER;
+	return LL_REENTER_NOW;
 }
 
 #endif /* LOOPLESS_H */

@@ -175,6 +175,7 @@ void config_init(struct config *cfg)
 	cfg->reader_idle_ms = (uint32_t)(LL_DEFAULT_READER_IDLE_NS / 1000000);
 	cfg->small_write = LL_DEFAULT_SMALL_WRITE;
 	cfg->small_lag = LL_DEFAULT_SMALL_LAG;
+	cfg->reenter_min_ms = (uint32_t)(LL_DEFAULT_REENTER_MIN_NS / 1000000);
 }
 
 static void free_cgroups(struct config *cfg)
@@ -718,6 +719,7 @@ static const struct key_def {
 	U32_KEY("datapath", "reader_idle_ms", reader_idle_ms, 1, 60000),
 	U32_KEY("datapath", "small_write", small_write, 0, 1UL << 20),
 	U32_KEY("datapath", "small_lag", small_lag, 1, 1UL << 30),
+	U32_KEY("datapath", "reenter_min_ms", reenter_min_ms, 1, 60000),
 #undef U32_KEY
 #undef KEY
 };

@@ -71,6 +71,7 @@ struct config {
 	uint32_t reader_idle_ms; /* a reader not seen reading for this long gets SO_RCVBUF */
 	uint32_t small_write; /* writes up to this many bytes can form a small-write stream */
 	uint32_t small_lag; /* ... once this many bytes wait unread */
+	uint32_t reenter_min_ms; /* a pair that left for TCP comes back after this, doubling */
 	struct metrics_addr metrics;
 	unsigned int metrics_line; /* line of "metrics" in source, 0: default */
 	char source[CONFIG_PATH_MAX]; /* file the values came from, "" for defaults */

@@ -91,10 +91,31 @@ const struct stat_def stat_defs[STAT_NR] = {
 					"reading non-blocking yet (or the pair is leaving the map)." },
 	[LL_CNT_LEAVE_BLOCKING] = { "leaves_blocking", "loopless_leaves_total",
 				    "reason=\"blocking_reader\"", STAT_COUNTER,
-				    "Pairs that left the sockhash: reason=blocking_reader, a reader "
-				    "was seen reading blocking; reason=waitall, with MSG_WAITALL." },
+				    "Pairs that started leaving the sockhash: reason=blocking_reader, "
+				    "a reader was seen reading blocking; reason=waitall, with "
+				    "MSG_WAITALL (these two never come back); the others took TCP and "
+				    "may be put back: reason=reader_unknown, bytes came before the "
+				    "reader was seen reading; reason=lag, its queue was over the "
+				    "limit; reason=small_writes, small writes outran the reader; "
+				    "reason=rcvlowat, the reader set SO_RCVLOWAT; reason=order, TCP "
+				    "bytes stayed unread after a return." },
 	[LL_CNT_LEAVE_WAITALL] = { "leaves_waitall", "loopless_leaves_total", "reason=\"waitall\"",
 				   STAT_COUNTER, NULL },
+	[LL_CNT_LEAVE_UNKNOWN] = { "leaves_reader_unknown", "loopless_leaves_total",
+				   "reason=\"reader_unknown\"", STAT_COUNTER, NULL },
+	[LL_CNT_LEAVE_LAG] = { "leaves_lag", "loopless_leaves_total", "reason=\"lag\"",
+			       STAT_COUNTER, NULL },
+	[LL_CNT_LEAVE_SMALL] = { "leaves_small_writes", "loopless_leaves_total",
+				 "reason=\"small_writes\"", STAT_COUNTER, NULL },
+	[LL_CNT_LEAVE_RCVLOWAT] = { "leaves_rcvlowat", "loopless_leaves_total",
+				    "reason=\"rcvlowat\"", STAT_COUNTER, NULL },
+	[LL_CNT_LEAVE_ORDER] = { "leaves_order", "loopless_leaves_total", "reason=\"order\"",
+				 STAT_COUNTER, NULL },
+	[LL_CNT_REENTERED] = { "reentered", "loopless_reentered_sockets_total", NULL,
+			       STAT_COUNTER,
+			       "Sockets put back into the sockhash after their pair left it because "
+			       "a direction took TCP, once the reason was gone (both readers "
+			       "non-blocking, nothing unread on TCP)." },
 	[LL_CNT_LEFT] = { "sockets_left", "loopless_sockets_left_total", NULL, STAT_COUNTER,
 			  "Sockets of leaving pairs taken out of the sockhash once every byte "
 			  "redirected to them was read." },

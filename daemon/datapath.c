@@ -13,6 +13,7 @@
 #include "loopless.skel.h"
 #include "datapath.h"
 #include "log.h"
+#include "netns.h"
 #include "pins.h"
 
 int datapath_probe(const char **what)
@@ -425,6 +426,51 @@ int datapath_reap(struct datapath *dp, unsigned int *pending)
 	return err;
 }
 
+struct reenter_walk {
+	struct bpf_link *link;
+	unsigned int pending;
+};
+
+/* One namespace: the iterator walks the TCP sockets of the namespace the
+ * thread is in now. */
+static int reenter_netns(void *ctx)
+{
+	struct reenter_walk *w = ctx;
+	__u32 rec[64];
+	int fd, err = 0;
+	ssize_t r;
+
+	fd = bpf_iter_create(bpf_link__fd(w->link));
+	if (fd < 0)
+		return -errno;
+	while ((r = read(fd, rec, sizeof(rec))) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err = -errno;
+			break;
+		}
+		w->pending += r / sizeof(rec[0]);
+	}
+	close(fd);
+	return err;
+}
+
+int datapath_reenter(struct datapath *dp, const char *const *cgroups, int n, unsigned int *pending)
+{
+	struct reenter_walk w = {};
+	int err;
+
+	*pending = 0;
+	w.link = bpf_program__attach_iter(dp->skel->progs.ll_reenter, NULL);
+	if (!w.link)
+		return -errno;
+	err = netns_for_each(cgroups, n, reenter_netns, &w);
+	bpf_link__destroy(w.link);
+	*pending = w.pending;
+	return err;
+}
+
 static int write_maps(struct datapath *dp, const struct config *cfg)
 {
 	struct ll_config llc = {
@@ -433,6 +479,7 @@ static int write_maps(struct datapath *dp, const struct config *cfg)
 		.small_write = cfg->small_write,
 		.small_lag = cfg->small_lag,
 		.reader_idle_ns = (__u64)cfg->reader_idle_ms * 1000000,
+		.reenter_min_ns = (__u64)cfg->reenter_min_ms * 1000000,
 	};
 	static __u8 rules[LL_NR_PORTS];
 	static __u32 keys[LL_NR_PORTS];
@@ -685,6 +732,7 @@ int datapath_conns(const char *pin_dir, struct ll_conn_rec **out, size_t *n)
 	bpf_program__set_autoload(skel->progs.ll_setsockopt, false);
 	bpf_program__set_autoload(skel->progs.ll_recv, false);
 	bpf_program__set_autoload(skel->progs.ll_reap, false);
+	bpf_program__set_autoload(skel->progs.ll_reenter, false);
 	/* The iterator reads the pinned maps; a map a pin set lacks (older
 	 * layout) is created for this run only. */
 	bpf_object__for_each_map(map, skel->obj)

@@ -53,7 +53,25 @@ struct daemon {
 	char metrics_at[CONFIG_METRICS_TEXT_MAX]; /* where it listens, port resolved */
 	bool last_reload_ok;
 	time_t last_reload_ok_time; /* start, or the last reload applied */
+	/* The attached cgroups, whose programs' namespaces ll_reenter walks. */
+	char cg_paths[CONFIG_MAX_CGROUPS][CONFIG_PATH_MAX];
+	const char *cg[CONFIG_MAX_CGROUPS];
+	int n_cg;
+	/* Event loop timers (monotonic ms, 0: off) and the re-entry period. */
+	int64_t reap_at, reenter_at;
+	int reap_ms, reenter_ms;
 };
+
+static void served_cgroups(struct daemon *d, const struct cgroup_target *cg, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		memcpy(d->cg_paths[i], cg[i].path, sizeof(d->cg_paths[i])); /* both NUL-terminated PATH_MAX */
+		d->cg[i] = d->cg_paths[i];
+	}
+	d->n_cg = n;
+}
 
 static void usage(FILE *f)
 {
@@ -572,6 +590,7 @@ static int reload(struct daemon *d)
 			 "(stop looplessd, `loopless uninstall`, start it again)",
 			 cfg->max_sockets);
 	err = datapath_apply(&d->dp, &next, cg, next.n_cgroups);
+	served_cgroups(d, cg, err ? 0 : next.n_cgroups);
 	if (err) {
 		log_error("reload failed half-way: %s; the datapath is as far as it got",
 			  strerror(-err));
@@ -619,19 +638,61 @@ reject:
 	return -EINVAL;
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Back off from @ms (doubling, from @lo up to @hi): a timer that keeps
+ * finding work that is not done yet. */
+static int backoff(int ms, int lo, int hi)
+{
+	return ms <= 0 ? lo : ms >= hi / 2 ? hi : ms * 2;
+}
+
 /* Leaving pairs: run ll_reap now; while some still wait for their reader to
- * drain, again after *retry_ms (doubling up to a second). */
-static void reap(struct daemon *d, int *retry_ms)
+ * drain, again shortly (1 ms doubling up to 100 ms: a leaving direction
+ * pays the sk_msg path until it is out). Sockets that left may come back:
+ * arm the re-entry timer. */
+static void reap(struct daemon *d)
 {
 	unsigned int pending;
 	int err = datapath_reap(&d->dp, &pending);
 
 	if (err)
 		log_warn("cannot take leaving sockets out of the map: %s", strerror(-err));
-	if (err || pending)
-		*retry_ms = *retry_ms < 0 ? 5 : (*retry_ms >= 1000 ? 1000 : *retry_ms * 2);
-	else
-		*retry_ms = -1;
+	if (err || pending) {
+		d->reap_ms = backoff(d->reap_ms, 1, 100);
+		d->reap_at = now_ms() + d->reap_ms;
+	} else {
+		d->reap_ms = 0;
+		d->reap_at = 0;
+	}
+	d->reenter_ms = 0;
+	if (!d->reenter_at)
+		d->reenter_at = now_ms() + d->cfg.reenter_min_ms;
+}
+
+/* Pairs that left for TCP: put back those ll_reenter() allows; while some
+ * wait, look again (the datapath's re-entry wait first, then less often,
+ * up to once a second, while nothing changes). */
+static void reenter(struct daemon *d)
+{
+	unsigned int pending;
+	int err = datapath_reenter(&d->dp, d->cg, d->n_cg, &pending);
+
+	if (err)
+		log_warn("cannot put sockets back into the map: %s", strerror(-err));
+	if (err || pending) {
+		d->reenter_ms = backoff(d->reenter_ms, (int)d->cfg.reenter_min_ms, 1000);
+		d->reenter_at = now_ms() + d->reenter_ms;
+	} else {
+		d->reenter_ms = 0;
+		d->reenter_at = 0;
+	}
 }
 
 static int min_timeout(int a, int b)
@@ -639,21 +700,27 @@ static int min_timeout(int a, int b)
 	return a < 0 ? b : b < 0 ? a : a < b ? a : b;
 }
 
+static int until(int64_t at, int64_t now)
+{
+	return !at ? -1 : at <= now ? 0 : (int)(at - now);
+}
+
 static int event_loop(struct daemon *d, int sfd)
 {
 	struct signalfd_siginfo si;
-	int retry_ms = -1;
 
 	/* Pairs that started leaving while no looplessd ran. */
-	reap(d, &retry_ms);
+	reap(d);
 	for (;;) {
 		struct pollfd pfd[3] = {
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = d->metrics ? metrics_poll_fd(d->metrics) : -1, .events = POLLIN },
 			{ .fd = datapath_leave_fd(&d->dp), .events = POLLIN },
 		};
-		int timeout =
-			min_timeout(d->metrics ? metrics_timeout_ms(d->metrics) : -1, retry_ms);
+		int64_t now = now_ms();
+		int timeout = min_timeout(d->metrics ? metrics_timeout_ms(d->metrics) : -1,
+					  min_timeout(until(d->reap_at, now),
+						      until(d->reenter_at, now)));
 		int ready;
 		ssize_t n;
 
@@ -666,8 +733,11 @@ static int event_loop(struct daemon *d, int sfd)
 		}
 		if (d->metrics)
 			metrics_run(d->metrics);
-		if ((pfd[2].revents & POLLIN) || (!ready && retry_ms >= 0))
-			reap(d, &retry_ms);
+		now = now_ms();
+		if ((pfd[2].revents & POLLIN) || (d->reap_at && d->reap_at <= now))
+			reap(d);
+		if (d->reenter_at && d->reenter_at <= now)
+			reenter(d);
 		if (!(pfd[0].revents & POLLIN))
 			continue;
 		n = read(sfd, &si, sizeof(si));
@@ -777,6 +847,7 @@ int main(int argc, char **argv)
 	err = datapath_apply(&d.dp, cfg, cg, cfg->n_cgroups);
 	if (err)
 		goto out_fresh;
+	served_cgroups(&d, cg, cfg->n_cgroups);
 	log_info("%s datapath in %s, %d cgroup(s)", d.dp.adopted ? "adopted" : "loaded",
 		 cfg->pin_dir, cfg->n_cgroups);
 	if (metrics_fd >= 0) {

@@ -291,6 +291,74 @@ static void test_pairing_is_mutual(void **state)
 	assert_false(ll_peer_mutual(0, 0)); /* a socket without a cookie */
 }
 
+/* A redirected byte may follow TCP bytes only once all of them were sent,
+ * received and read; sequence numbers wrap. */
+static void test_drained(void **state)
+{
+	static const struct {
+		struct ll_seqs from, to;
+		bool want;
+	} cases[] = {
+		{ { 100, 100, 0, 0 }, { 0, 0, 100, 100 }, true },
+		{ { 101, 100, 0, 0 }, { 0, 0, 100, 100 }, false }, /* a byte not sent yet */
+		{ { 100, 100, 0, 0 }, { 0, 0, 99, 99 }, false }, /* in flight on lo */
+		{ { 100, 100, 0, 0 }, { 0, 0, 100, 90 }, false }, /* received, not read */
+		{ { 5, 5, 0, 0 }, { 0, 0, 5, 5 }, true }, /* after the wrap */
+		{ { 0xfffffff0, 0xfffffff0, 0, 0 }, { 0, 0, 0xfffffff0, 0xffffffe0 }, false },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (ll_drained(&cases[i].from, &cases[i].to) != cases[i].want)
+			fail_msg("case %zu: expected %d", i, cases[i].want);
+}
+
+/* Re-entry: never for a reader that read blocking, not before both were seen
+ * reading non-blocking, while TCP bytes move or wait unread, with
+ * SO_RCVLOWAT, or before the backoff since the last move. */
+static void test_reenter(void **state)
+{
+	const __u32 S = LL_READER_SAFE, L = LL_READER_LEAVING, U = LL_READER_UNSAFE;
+	const __u64 ms = 1000 * 1000, min = 10 * ms;
+	static const struct {
+		__u32 own, peer;
+		bool quiet, lowat;
+		__u64 since_ms;
+		__u32 cycles;
+		enum ll_reenter want;
+	} cases[] = {
+		{ 1 | 4, 1 | 4, true, false, 10, 0, LL_REENTER_NOW }, /* S|L both */
+		{ 1, 1, true, false, 10, 0, LL_REENTER_NOW },
+		{ 1 | 4, 4, true, false, 10, 0, LL_REENTER_LATER }, /* peer not seen yet */
+		{ 4, 1 | 4, true, false, 10, 0, LL_REENTER_LATER },
+		{ 1 | 2 | 4, 1 | 4, true, false, 10, 0, LL_REENTER_NEVER }, /* read blocking */
+		{ 1 | 4, 2 | 4, true, false, 999, 0, LL_REENTER_NEVER },
+		{ 1 | 4, 1 | 4, false, false, 10, 0, LL_REENTER_LATER }, /* still streaming */
+		{ 1 | 4, 1 | 4, true, true, 10, 0, LL_REENTER_LATER }, /* SO_RCVLOWAT */
+		{ 1 | 4, 1 | 4, true, false, 9, 0, LL_REENTER_LATER }, /* too soon */
+		{ 1 | 4, 1 | 4, true, false, 39, 2, LL_REENTER_LATER }, /* 2 cycles: 40 ms */
+		{ 1 | 4, 1 | 4, true, false, 40, 2, LL_REENTER_NOW },
+		{ 1 | 4, 1 | 4, true, false, 1279, 50, LL_REENTER_LATER }, /* capped: 1.28 s */
+		{ 1 | 4, 1 | 4, true, false, 1280, 50, LL_REENTER_NOW },
+	};
+	size_t i;
+
+	(void)state;
+	assert_int_equal(S, 1);
+	assert_int_equal(U, 2);
+	assert_int_equal(L, 4);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (ll_reenter_verdict(cases[i].own, cases[i].peer, cases[i].quiet, cases[i].lowat,
+				       cases[i].since_ms * ms, min, cases[i].cycles) != cases[i].want)
+			fail_msg("case %zu: expected %d", i, cases[i].want);
+	/* A stay of a second or more forgets the cycles. */
+	assert_int_equal(ll_cycles_after_stay(5, LL_STAY_RESET_NS - 1), 5);
+	assert_int_equal(ll_cycles_after_stay(5, LL_STAY_RESET_NS), 0);
+	assert_int_equal(ll_reenter_wait(min, 0), min);
+	assert_int_equal(ll_reenter_wait(min, 3), 8 * min);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -307,6 +375,8 @@ int main(void)
 		cmocka_unit_test(test_read_kind),
 		cmocka_unit_test(test_reader_redirectable),
 		cmocka_unit_test(test_leave_ready),
+		cmocka_unit_test(test_drained),
+		cmocka_unit_test(test_reenter),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

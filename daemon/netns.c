@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include "log.h"
+#include "netns.h"
+
+/* Namespaces visited in one walk; more are skipped (and said once). */
+#define NETNS_MAX 1024
+/* Nesting of cgroup directories followed. */
+#define NETNS_DEPTH 32
+
+struct walk {
+	int (*fn)(void *ctx);
+	void *ctx;
+	int self; /* the thread's own namespace, to come back to */
+	ino_t seen[NETNS_MAX];
+	int n_seen;
+	bool full;
+};
+
+static bool seen(struct walk *w, ino_t ino)
+{
+	int i;
+
+	for (i = 0; i < w->n_seen; i++)
+		if (w->seen[i] == ino)
+			return true;
+	return false;
+}
+
+/* Run w->fn in the namespace of @pid if it is a new one. A process that
+ * exited meanwhile is skipped. */
+static int visit_pid(struct walk *w, long pid)
+{
+	char path[64];
+	struct stat st;
+	int fd, err;
+
+	snprintf(path, sizeof(path), "/proc/%ld/ns/net", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) || seen(w, st.st_ino)) {
+		close(fd);
+		return 0;
+	}
+	if (w->n_seen == NETNS_MAX) {
+		if (!w->full)
+			log_warn("more than %d network namespaces: some are not visited",
+				 NETNS_MAX);
+		w->full = true;
+		close(fd);
+		return 0;
+	}
+	w->seen[w->n_seen++] = st.st_ino;
+	if (setns(fd, CLONE_NEWNET)) {
+		err = -errno;
+		close(fd);
+		return err == -EINVAL ? 0 : err; /* gone meanwhile */
+	}
+	close(fd);
+	err = w->fn(w->ctx);
+	/* Not coming back would leave the daemon in a pod's namespace. */
+	if (setns(w->self, CLONE_NEWNET)) {
+		log_error("cannot return to looplessd's network namespace: %s", strerror(errno));
+		abort();
+	}
+	return err;
+}
+
+static int visit_procs(struct walk *w, int dirfd)
+{
+	int fd = openat(dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+	FILE *f;
+	long pid;
+	int err = 0;
+
+	if (fd < 0)
+		return 0; /* removed meanwhile */
+	f = fdopen(fd, "r");
+	if (!f) {
+		close(fd);
+		return -errno;
+	}
+	while (!err && fscanf(f, "%ld", &pid) == 1)
+		err = visit_pid(w, pid);
+	fclose(f);
+	return err;
+}
+
+/* @dirfd is consumed. */
+static int visit_cgroup(struct walk *w, int dirfd, int depth)
+{
+	struct dirent *de;
+	DIR *d;
+	int err;
+
+	err = visit_procs(w, dirfd);
+	if (err || depth == NETNS_DEPTH) {
+		close(dirfd);
+		return err;
+	}
+	d = fdopendir(dirfd);
+	if (!d) {
+		err = -errno;
+		close(dirfd);
+		return err;
+	}
+	while (!err && (de = readdir(d))) {
+		int sub;
+
+		if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (sub >= 0)
+			err = visit_cgroup(w, sub, depth + 1);
+	}
+	closedir(d);
+	return err;
+}
+
+int netns_for_each(const char *const *cgroups, int n, int (*fn)(void *ctx), void *ctx)
+{
+	struct walk *w;
+	struct stat st;
+	int i, fd, err;
+
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->fn = fn;
+	w->ctx = ctx;
+	w->self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (w->self < 0 || fstat(w->self, &st)) {
+		err = -errno;
+		goto out;
+	}
+	w->seen[w->n_seen++] = st.st_ino;
+	err = fn(ctx);
+	for (i = 0; !err && i < n; i++) {
+		fd = open(cgroups[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0)
+			err = visit_cgroup(w, fd, 0);
+	}
+out:
+	if (w->self >= 0)
+		close(w->self);
+	free(w);
+	return err;
+}

@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The network namespaces of the processes in a set of cgroups. An iter/tcp
+ * iterator walks the namespace of the process that creates it, so the
+ * re-entry iterator is created once in each namespace where a served
+ * program may hold a socket.
+ */
+#ifndef LOOPLESS_NETNS_H
+#define LOOPLESS_NETNS_H
+
+/* Call @fn once in the calling thread's own network namespace and once in
+ * each other namespace of a process in @cgroups (absolute paths) or their
+ * descendants, with the thread switched into it (setns); the thread is back
+ * in its own namespace on return. Stops at the first error @fn returns. */
+int netns_for_each(const char *const *cgroups, int n, int (*fn)(void *ctx), void *ctx);
+
+#endif
