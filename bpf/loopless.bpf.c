@@ -319,7 +319,7 @@ static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 f
 	if (client) {
 		st->peer = client->sk;
 		st->peer_cookie = client->cookie;
-		st->flags |= LL_SK_HAVE_PEER;
+		__sync_fetch_and_or(&st->flags, LL_SK_HAVE_PEER);
 		count(LL_CNT_PAIRS, 1);
 	}
 	/* STATE_CB: the TCP_CLOSE callback that removes the peers entry.
@@ -327,7 +327,7 @@ static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 f
 	 * (bpf_skops_parse_hdr() in tcp_input.c) until nothing is left to
 	 * decide: the client end's stay or leave, a leave (sockops_segment). */
 	if (active)
-		st->flags |= LL_SK_ACTIVE | LL_SK_PROVISIONAL;
+		__sync_fetch_and_or(&st->flags, LL_SK_ACTIVE | LL_SK_PROVISIONAL);
 	bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG |
 					       BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG);
 	count(LL_CNT_SOCKETS_INSERTED, 1);
@@ -344,11 +344,11 @@ unclaim:
  * redirects any more (ll_reader_redirectable()); ll_reap takes each socket
  * out once nothing redirected to it is unread and no redirect into it can
  * be in flight (ll_leave_ready()). The protocol of DESIGN.md "Leaving the
- * map": flag, quiesce, drain, delete. @unsafe: this socket's reader read
- * blocking, so the pair never comes back; otherwise a direction took TCP
- * and ll_reenter may put the pair back once the reason is gone.
+ * map": flag, quiesce, drain, delete. @why LL_WHY_BLOCKING: this socket's
+ * reader read blocking, so the pair never comes back; otherwise a direction
+ * took TCP and ll_reenter may put the pair back once the reason is gone.
  */
-static __always_inline void leave_pair(struct ll_sk_state *st, bool unsafe)
+static __always_inline void leave_pair(struct ll_sk_state *st, enum ll_leave_why why)
 {
 	__u64 now = bpf_ktime_get_ns();
 	struct ll_sock_ref *ref;
@@ -358,13 +358,16 @@ static __always_inline void leave_pair(struct ll_sk_state *st, bool unsafe)
 	ref = bpf_map_lookup_elem(&peers, &st->key);
 	if (ref && ref->cookie == st->cookie) {
 		ref->leave_ns = now;
+		ref->why = why;
 		__sync_fetch_and_or(&ref->reader,
-				    (unsafe ? LL_READER_UNSAFE : 0) | LL_READER_LEAVING);
+				    (why == LL_WHY_BLOCKING ? LL_READER_UNSAFE : 0) |
+					    LL_READER_LEAVING);
 	}
 	ll_key_mirror(&peer, &st->key);
 	ref = bpf_map_lookup_elem(&peers, &peer);
 	if (ref && ref->peer_cookie == st->cookie) {
 		ref->leave_ns = now;
+		ref->why = why;
 		__sync_fetch_and_or(&ref->reader, LL_READER_LEAVING);
 	}
 	bpf_ringbuf_output(&leave_events, &one, sizeof(one), 0);
@@ -395,7 +398,7 @@ static __always_inline __u32 psock_refs(__u64 addr, __u64 cookie)
  * socket's own sockops callbacks (both may delete from a sockhash).
  */
 static __always_inline bool leave_if_ready(struct ll_sk_state *st, struct ll_sock_ref *ref,
-					   __u64 ud)
+					   __u64 ud, __u32 copied_seq)
 {
 	struct ll_sock_ref *pref;
 	struct sk_psock *psock;
@@ -420,13 +423,18 @@ static __always_inline bool leave_if_ready(struct ll_sk_state *st, struct ll_soc
 		return false;
 	if (bpf_map_delete_elem(&sock_hash, &st->key))
 		return false;
-	st->flags &= ~LL_SK_IN_MAP;
+	__sync_fetch_and_and(&st->flags, ~LL_SK_IN_MAP);
 	if (!(ref->reader & LL_READER_UNSAFE)) {
 		__u64 now = bpf_ktime_get_ns();
 
-		st->flags |= LL_SK_LEFT;
+		__sync_fetch_and_or(&st->flags, LL_SK_LEFT);
+		if ((ref->reader & LL_READER_UNDONE) && st->cycles)
+			st->cycles--;
+		__sync_fetch_and_and(&ref->reader, ~LL_READER_UNDONE);
 		st->cycles = ll_cycles_after_stay(st->cycles, now - st->moved_ns);
 		st->moved_ns = now;
+		st->copied_mark = copied_seq;
+		st->recv_sum = 0;
 	}
 	count(LL_CNT_LEFT, 1);
 	return true;
@@ -465,19 +473,19 @@ static __always_inline int sockops_segment(struct bpf_sock_ops *ops)
 	ref = bpf_map_lookup_elem(&peers, &st->key);
 	if (!ref || ref->cookie != st->cookie) {
 		if (st->flags & LL_SK_PROVISIONAL) {
-			st->flags &= ~LL_SK_PROVISIONAL;
+			__sync_fetch_and_and(&st->flags, ~LL_SK_PROVISIONAL);
 			bpf_map_delete_elem(&sock_hash, &st->key);
-			st->flags &= ~LL_SK_IN_MAP;
+			__sync_fetch_and_and(&st->flags, ~LL_SK_IN_MAP);
 			count(LL_CNT_PROVISIONAL_LEFT, 1);
 		}
 		goto stop;
 	}
 	if (st->flags & LL_SK_PROVISIONAL) {
-		st->flags &= ~LL_SK_PROVISIONAL;
+		__sync_fetch_and_and(&st->flags, ~LL_SK_PROVISIONAL);
 		if (!ll_provisional_stays(ref->peer_cookie)) {
 			bpf_map_delete_elem(&sock_hash, &st->key);
 			bpf_map_delete_elem(&peers, &st->key);
-			st->flags &= ~LL_SK_IN_MAP;
+			__sync_fetch_and_and(&st->flags, ~LL_SK_IN_MAP);
 			count(LL_CNT_PROVISIONAL_LEFT, 1);
 			goto stop;
 		}
@@ -486,7 +494,8 @@ static __always_inline int sockops_segment(struct bpf_sock_ops *ops)
 		tp = bpf_skc_to_tcp_sock(sk);
 		done = tp && leave_if_ready(st, ref,
 					    (__u64)tp->inet_conn.icsk_inet.sk.sk_user_data &
-						    LL_SK_USER_DATA_PTRMASK);
+						    LL_SK_USER_DATA_PTRMASK,
+					    tp->copied_seq);
 	} else if (!(st->flags & (LL_SK_READER_SAFE | LL_SK_READER_UNSAFE))) {
 		/* Not seen reading yet. An accepted socket has a file once
 		 * accept()ed: a blocking one (a threaded server behind a
@@ -496,12 +505,13 @@ static __always_inline int sockops_segment(struct bpf_sock_ops *ops)
 		tp = bpf_skc_to_tcp_sock(sk);
 		done = false;
 		if (tp && file_nonblock(tp->inet_conn.icsk_inet.sk.sk_socket) == 0) {
-			st->flags |= LL_SK_READER_UNSAFE;
+			__sync_fetch_and_or(&st->flags, LL_SK_READER_UNSAFE);
 			count(LL_CNT_LEAVE_BLOCKING, 1);
-			leave_pair(st, true);
+			leave_pair(st, LL_WHY_BLOCKING);
 			done = leave_if_ready(st, ref,
 					      (__u64)tp->inet_conn.icsk_inet.sk.sk_user_data &
-						      LL_SK_USER_DATA_PTRMASK);
+						      LL_SK_USER_DATA_PTRMASK,
+					      tp->copied_seq);
 		}
 	}
 	if (!done)
@@ -716,9 +726,9 @@ int ll_sk_msg(struct sk_msg_md *msg)
 	if (!(st->flags & (LL_SK_READER_SAFE | LL_SK_READER_UNSAFE))) {
 		tp = bpf_skc_to_tcp_sock(sk);
 		if (tp && file_nonblock(tp->inet_conn.icsk_inet.sk.sk_socket) == 0) {
-			st->flags |= LL_SK_READER_UNSAFE;
+			__sync_fetch_and_or(&st->flags, LL_SK_READER_UNSAFE);
 			count(LL_CNT_LEAVE_BLOCKING, 1);
-			leave_pair(st, true);
+			leave_pair(st, LL_WHY_BLOCKING);
 			goto to_tcp;
 		}
 	}
@@ -740,17 +750,17 @@ int ll_sk_msg(struct sk_msg_md *msg)
 		count(LL_CNT_TCP_READER_UNKNOWN, 1);
 		if (!(ref->reader & LL_READER_LEAVING)) {
 			count(LL_CNT_LEAVE_UNKNOWN, 1);
-			leave_pair(st, false);
+			leave_pair(st, LL_WHY_UNKNOWN);
 		}
 		goto to_tcp;
 	}
 	if (!(st->flags & LL_SK_HAVE_PEER)) {
 		st->peer = ref->sk;
 		st->peer_cookie = ref->cookie;
-		st->flags |= LL_SK_HAVE_PEER;
+		__sync_fetch_and_or(&st->flags, LL_SK_HAVE_PEER);
 	}
 	if (!peer_read(st, &v)) {
-		st->flags &= ~LL_SK_HAVE_PEER;
+		__sync_fetch_and_and(&st->flags, ~LL_SK_HAVE_PEER);
 		goto to_tcp;
 	}
 	if (v.queued < st->queued_expect)
@@ -769,11 +779,11 @@ int ll_sk_msg(struct sk_msg_md *msg)
 			 * sk_msg path for them, leave. */
 			if (++st->tcp_sends > LL_ORDER_SENDS) {
 				count(LL_CNT_LEAVE_ORDER, 1);
-				leave_pair(st, false);
+				leave_pair(st, LL_WHY_ORDER);
 			}
 			goto pass_tcp;
 		}
-		st->flags &= ~(LL_SK_TCP_USED | LL_SK_SMALL);
+		__sync_fetch_and_and(&st->flags, ~(LL_SK_TCP_USED | LL_SK_SMALL));
 		st->tcp_sends = 0;
 		count(LL_CNT_RETURNS, 1);
 	} else if (v.rcvlowat > 1) {
@@ -783,14 +793,14 @@ int ll_sk_msg(struct sk_msg_md *msg)
 		 * tcp_recvmsg() and tcp_poll() honour it. */
 		count(LL_CNT_FALLBACKS_RCVLOWAT, 1);
 		count(LL_CNT_LEAVE_RCVLOWAT, 1);
-		leave_pair(st, false);
+		leave_pair(st, LL_WHY_RCVLOWAT);
 		goto to_tcp;
 	} else if (v.queued > (now - st->progress_ns <= cfg->reader_idle_ns ?
 				       cfg->queue_limit :
 				       (v.rcvbuf > LL_MIN_QUEUE ? v.rcvbuf : LL_MIN_QUEUE))) {
 		count(LL_CNT_FALLBACKS, 1);
 		count(LL_CNT_LEAVE_LAG, 1);
-		leave_pair(st, false);
+		leave_pair(st, LL_WHY_LAG);
 		goto to_tcp;
 	} else if (size <= cfg->small_write &&
 		   (v.queued > cfg->small_lag || (st->burst >= LL_SMALL_BURST && v.queued))) {
@@ -803,8 +813,8 @@ int ll_sk_msg(struct sk_msg_md *msg)
 		 * redirected. */
 		count(LL_CNT_FALLBACKS_SMALL, 1);
 		count(LL_CNT_LEAVE_SMALL, 1);
-		leave_pair(st, false);
-		st->flags |= LL_SK_SMALL;
+		leave_pair(st, LL_WHY_SMALL);
+		__sync_fetch_and_or(&st->flags, LL_SK_SMALL);
 		goto to_tcp;
 	}
 	st->queued_expect = v.queued + size;
@@ -816,7 +826,8 @@ int ll_sk_msg(struct sk_msg_md *msg)
 		return SK_PASS;
 	}
 to_tcp:
-	st->flags |= LL_SK_TCP_USED;
+	if (!(st->flags & LL_SK_TCP_USED))
+		__sync_fetch_and_or(&st->flags, LL_SK_TCP_USED);
 pass_tcp:
 	count(LL_CNT_TCP_PINNED, 1);
 pass:
@@ -902,11 +913,14 @@ int BPF_PROG(ll_recv, struct sock *sk, int ret, int flags)
 	st = bpf_sk_storage_get(&sk_state, sk, NULL, 0);
 	if (!st || !(st->flags & (LL_SK_IN_MAP | LL_SK_LEFT)))
 		return 0;
+	/* Out of the map: what recvmsg read, for ll_read_by_recv(). */
+	if ((st->flags & LL_SK_LEFT) && ret > 0 && !(flags & LL_MSG_PEEK))
+		__sync_fetch_and_add(&st->recv_sum, ret);
 	kind = ll_read_kind(flags);
 	if (kind == LL_READ_SAFE) {
 		if (st->flags & (LL_SK_READER_SAFE | LL_SK_READER_UNSAFE))
 			return 0;
-		st->flags |= LL_SK_READER_SAFE;
+		__sync_fetch_and_or(&st->flags, LL_SK_READER_SAFE);
 		ref = bpf_map_lookup_elem(&peers, &st->key);
 		if (ref && ref->cookie == st->cookie)
 			__sync_fetch_and_or(&ref->reader, LL_READER_SAFE);
@@ -919,17 +933,17 @@ int BPF_PROG(ll_recv, struct sock *sk, int ret, int flags)
 		count(LL_CNT_APP_VISIBLE_ERRORS, 1);
 	if (st->flags & LL_SK_READER_UNSAFE)
 		return 0;
-	st->flags |= LL_SK_READER_UNSAFE;
+	__sync_fetch_and_or(&st->flags, LL_SK_READER_UNSAFE);
 	if (!(st->flags & LL_SK_IN_MAP)) {
 		/* Out of the map already: it never comes back. */
-		st->flags &= ~LL_SK_LEFT;
+		__sync_fetch_and_and(&st->flags, ~LL_SK_LEFT);
 		ref = bpf_map_lookup_elem(&peers, &st->key);
 		if (ref && ref->cookie == st->cookie)
 			__sync_fetch_and_or(&ref->reader, LL_READER_UNSAFE);
 		return 0;
 	}
 	count(kind == LL_READ_WAITALL ? LL_CNT_LEAVE_WAITALL : LL_CNT_LEAVE_BLOCKING, 1);
-	leave_pair(st, true);
+	leave_pair(st, LL_WHY_BLOCKING);
 	return 0;
 }
 
@@ -944,6 +958,7 @@ int ll_reap(struct bpf_iter__sockmap *ctx)
 {
 	struct sock *sk = ctx->sk;
 	struct ll_sock_ref *ref;
+	struct tcp_sock *tp;
 	struct ll_sk_state *st;
 	__u32 one = 1;
 
@@ -955,7 +970,9 @@ int ll_reap(struct bpf_iter__sockmap *ctx)
 	ref = bpf_map_lookup_elem(&peers, &st->key);
 	if (!ref || ref->cookie != st->cookie || !(ref->reader & LL_READER_LEAVING))
 		return 0;
-	if (!leave_if_ready(st, ref, (__u64)sk->sk_user_data & LL_SK_USER_DATA_PTRMASK))
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp || !leave_if_ready(st, ref, (__u64)sk->sk_user_data & LL_SK_USER_DATA_PTRMASK,
+				   tp->copied_seq))
 		bpf_seq_write(ctx->meta->seq, &one, sizeof(one));
 	return 0;
 }
@@ -972,6 +989,23 @@ int ll_reap(struct bpf_iter__sockmap *ctx)
  * direction redirects again only once ll_drained(). One 4-byte record per
  * socket still waiting tells looplessd to come back.
  */
+/*
+ * The peer went back in (earlier in this pass, or in an earlier one) but this
+ * end does not follow (a byte moved in between, or it never may): nothing
+ * was redirected into the peer while this end was out, so ll_reap takes it
+ * out again at once rather than leave it alone in the map.
+ */
+static __always_inline void undo_peer(struct ll_sock_ref *pref, __u64 now)
+{
+	__u32 one = 1;
+
+	if (pref->reader & LL_READER_LEAVING)
+		return;
+	pref->leave_ns = now;
+	__sync_fetch_and_or(&pref->reader, LL_READER_LEAVING | LL_READER_UNDONE);
+	bpf_ringbuf_output(&leave_events, &one, sizeof(one), 0);
+}
+
 SEC("iter/tcp")
 int ll_reenter(struct bpf_iter__tcp *ctx)
 {
@@ -1025,21 +1059,25 @@ int ll_reenter(struct bpf_iter__tcp *ctx)
 	if (psk->__sk_common.skc_cookie.counter != pref->cookie)
 		goto never;
 	now = bpf_ktime_get_ns();
-	verdict = ll_reenter_verdict(ref->reader, pref->reader, quiet, lowat, now - st->moved_ns,
-			     cfg->reenter_min_ns, st->cycles);
+	if (!ll_read_by_recv(tp->copied_seq, st->copied_mark, st->recv_sum)) {
+		if (st->flags & LL_SK_SPLICE_SUSPECT) {
+			/* Its peer must not come back without it either. */
+			__sync_fetch_and_or(&ref->reader, LL_READER_UNSAFE);
+			count(LL_CNT_NEVER_SPLICE, 1);
+			goto never;
+		}
+		__sync_fetch_and_or(&st->flags, LL_SK_SPLICE_SUSPECT);
+		verdict = LL_REENTER_LATER;
+	} else {
+		__sync_fetch_and_and(&st->flags, ~LL_SK_SPLICE_SUSPECT);
+		verdict = ll_reenter_verdict(ref->reader, pref->reader, ref->why,
+					     a.copied_seq == a.rcv_nxt, quiet, lowat,
+					     now - st->moved_ns, cfg->reenter_min_ns, st->cycles);
+	}
 	if (verdict == LL_REENTER_NEVER)
 		goto never;
 	if (verdict == LL_REENTER_LATER) {
-		/* The peer went back in earlier in this pass but this end
-		 * cannot follow (a byte moved in between): nothing was
-		 * redirected into the peer while this end was out, so ll_reap
-		 * takes it out again at once rather than leave it alone in the
-		 * map. */
-		if (!(pref->reader & LL_READER_LEAVING)) {
-			pref->leave_ns = now;
-			__sync_fetch_and_or(&pref->reader, LL_READER_LEAVING);
-			bpf_ringbuf_output(&leave_events, &one, sizeof(one), 0);
-		}
+		undo_peer(pref, now);
 		bpf_seq_write(ctx->meta->seq, &one, sizeof(one));
 		return 0;
 	}
@@ -1047,7 +1085,8 @@ int ll_reenter(struct bpf_iter__tcp *ctx)
 		count(LL_CNT_INSERT_ERRORS, 1);
 		goto never;
 	}
-	st->flags = (st->flags & ~LL_SK_LEFT) | LL_SK_IN_MAP | LL_SK_TCP_USED;
+	__sync_fetch_and_or(&st->flags, LL_SK_IN_MAP | LL_SK_TCP_USED);
+	__sync_fetch_and_and(&st->flags, ~LL_SK_LEFT);
 	st->tcp_sends = 0;
 	st->cycles++;
 	st->moved_ns = now;
@@ -1055,6 +1094,8 @@ int ll_reenter(struct bpf_iter__tcp *ctx)
 	count(LL_CNT_REENTERED, 1);
 	return 0;
 never:
-	st->flags &= ~LL_SK_LEFT;
+	__sync_fetch_and_and(&st->flags, ~LL_SK_LEFT);
+	if (pref && ll_peer_mutual(pref->peer_cookie, st->cookie))
+		undo_peer(pref, bpf_ktime_get_ns());
 	return 0;
 }

@@ -73,6 +73,7 @@ enum ll_counter {
 	LL_CNT_LEAVE_RCVLOWAT, /* the reader set SO_RCVLOWAT */
 	LL_CNT_LEAVE_ORDER, /* TCP bytes still unread after a return: stayed on TCP */
 	LL_CNT_REENTERED, /* sockets put back into the map by ll_reenter */
+	LL_CNT_NEVER_SPLICE, /* kept out: read without recvmsg (splice) while out */
 	LL_CNT_MAX,
 };
 
@@ -113,7 +114,9 @@ enum ll_port_rule {
 	LL_PORT_EXCLUDE = 2,
 };
 
-/* Per-socket state (socket local storage). */
+/* Per-socket state (socket local storage). Its flags change from contexts
+ * that share no lock (sk_msg and ll_reenter hold the socket lock, sockops
+ * the softirq's, ll_recv and ll_reap none): every change is an atomic or/and. */
 enum ll_sk_flags {
 	/* This direction is on the TCP path: bytes of it may be unread, and
 	 * redirected ones would overtake them (see ll_sk_msg). */
@@ -136,6 +139,8 @@ enum ll_sk_flags {
 	/* Left the map because a direction took TCP (not for an unsafe
 	 * reader): ll_reenter may put it back. */
 	LL_SK_LEFT = 1 << 8,
+	/* ll_reenter saw bytes read without recvmsg once (see ll_read_by_recv()). */
+	LL_SK_SPLICE_SUSPECT = 1 << 9,
 };
 
 /*
@@ -153,6 +158,9 @@ enum ll_reader {
 	/* The pair is leaving the map: neither end redirects any more; it is
 	 * taken out once every redirected byte was read (ll_reap). */
 	LL_READER_LEAVING = 1 << 2,
+	/* Its re-entry was undone: its peer could not follow in the same
+	 * pass. Not a cycle of its own (ll_reenter_wait()). */
+	LL_READER_UNDONE = 1 << 3,
 };
 
 struct ll_sk_state {
@@ -168,6 +176,8 @@ struct ll_sk_state {
 	__u64 peer_cookie;
 	__u64 moved_ns; /* when it last left or re-entered the map */
 	__u32 cycles; /* re-entries since it last stayed LL_STAY_RESET_NS */
+	__u32 copied_mark; /* copied_seq when it left the map ... */
+	__u32 recv_sum; /* ... and the bytes recvmsg read since (ll_recv) */
 	__u32 pad2;
 };
 
@@ -177,8 +187,19 @@ struct ll_sock_ref {
 	__u64 cookie; /* its socket cookie (bpf_get_socket_cookie) */
 	__u64 peer_cookie; /* the cookie of the end it is paired with; 0: none yet */
 	__u32 reader; /* enum ll_reader: what its reader has shown */
-	__u32 pad;
+	__u32 why; /* enum ll_leave_why of its pair's last leave */
 	__u64 leave_ns; /* when LL_READER_LEAVING was set */
+};
+
+/* Why a pair last left the map (ll_sock_ref.why): a direction took TCP. */
+enum ll_leave_why {
+	LL_WHY_NONE,
+	LL_WHY_UNKNOWN, /* bytes came before the reader was seen reading */
+	LL_WHY_LAG, /* the reader fell behind */
+	LL_WHY_SMALL, /* small writes outran the reader */
+	LL_WHY_RCVLOWAT, /* the reader set SO_RCVLOWAT */
+	LL_WHY_ORDER, /* TCP bytes stayed unread after a return */
+	LL_WHY_BLOCKING, /* a reader read blocking: never back */
 };
 
 /* What the sockmap iterator (ll_iter) reports for each socket. */
@@ -357,6 +378,7 @@ static inline enum ll_admit ll_admit(bool active, int nonblock, __u32 rx_ifindex
 /* recvmsg flags (include/linux/socket.h); O_NONBLOCK (asm-generic/fcntl.h):
  * recvfrom() and read() turn a file's O_NONBLOCK into MSG_DONTWAIT before
  * the recvmsg that sock_recv_length reports. */
+#define LL_MSG_PEEK 0x2
 #define LL_MSG_DONTWAIT 0x40
 #define LL_MSG_WAITALL 0x100
 #define LL_O_NONBLOCK 04000
@@ -464,6 +486,22 @@ static inline __u32 ll_cycles_after_stay(__u32 cycles, __u64 stay_ns)
 	return stay_ns >= LL_STAY_RESET_NS ? 0 : cycles;
 }
 
+/*
+ * Whether every byte a socket's program consumed since it left the map
+ * (@copied_seq - @copied_mark) was read by recvmsg (@recv_sum, what
+ * sock_recv_length reported, peeks excluded). Not so means it splices (or
+ * uses TCP_ZEROCOPY_RECEIVE, or read_sock): tcp_read_sock() sees only the
+ * TCP queue, never a redirected byte, so such a socket never goes back.
+ * More reported than consumed is harmless: a recvmsg that ran across the
+ * leave counts redirected bytes or bytes before the mark. Its recvmsg calls
+ * report after they release the socket, so one look can catch a read
+ * between the two: ll_reenter decides on the second.
+ */
+static inline bool ll_read_by_recv(__u32 copied_seq, __u32 copied_mark, __u32 recv_sum)
+{
+	return (__s32)(copied_seq - copied_mark - recv_sum) <= 0;
+}
+
 enum ll_reenter {
 	LL_REENTER_NOW,
 	LL_REENTER_LATER, /* not yet: ask again */
@@ -474,26 +512,34 @@ enum ll_reenter {
  * Whether a socket that left the map because a direction took TCP goes back
  * in (ll_reenter, driven by looplessd). Only into a map where every byte
  * either end reads was redirected or is read in order after the redirected
- * ones, by readers tcp_bpf_recvmsg() serves like tcp_recvmsg():
+ * ones (a direction redirects again only once ll_drained()), by readers
+ * tcp_bpf_recvmsg() serves like tcp_recvmsg():
  * - both readers seen reading non-blocking (@own_reader, @peer_reader:
  *   their records' enum ll_reader), neither ever blocking: a reader already
  *   asleep inside tcp_recvmsg() would wait on the TCP queue only and never
  *   see a redirected byte (a non-blocking one is never asleep there);
- * - @quiet: ll_drained() both ways, so the connection is not streaming on
- *   TCP (the reason it left is gone: the writer paused, the reader caught
- *   up), and no TCP byte is left for FIONREAD to miss;
  * - no SO_RCVLOWAT above 1 on either end (@lowat);
- * - at least ll_reenter_wait() since it left: a connection that keeps
- *   leaving is put back less and less often.
+ * - a pair that left at its first bytes, before its readers were seen
+ *   (@why LL_WHY_UNKNOWN, @cycles 0: every new connection of a program
+ *   that does not read before its peer writes), comes back as soon as they
+ *   were, with no TCP byte waiting in this socket's receive queue
+ *   (@rx_drained: FIONREAD in the map counts redirected bytes only);
+ * - any other: @quiet, ll_drained() both ways (the reason it left is gone:
+ *   the writer paused, the reader caught up; nothing left for FIONREAD to
+ *   miss), and at least ll_reenter_wait() since it left: a connection that
+ *   keeps leaving is put back less and less often.
  */
-static inline enum ll_reenter ll_reenter_verdict(__u32 own_reader, __u32 peer_reader, bool quiet,
-						 bool lowat,
-					 __u64 since_ns, __u64 min_ns, __u32 cycles)
+static inline enum ll_reenter ll_reenter_verdict(__u32 own_reader, __u32 peer_reader, __u32 why,
+						 bool rx_drained, bool quiet, bool lowat,
+						 __u64 since_ns, __u64 min_ns, __u32 cycles)
 {
-	if ((own_reader | peer_reader) & LL_READER_UNSAFE)
+	if ((own_reader | peer_reader) & LL_READER_UNSAFE || why == LL_WHY_BLOCKING)
 		return LL_REENTER_NEVER;
-	if (!(own_reader & LL_READER_SAFE) || !(peer_reader & LL_READER_SAFE) || !quiet || lowat ||
-	    since_ns < ll_reenter_wait(min_ns, cycles))
+	if (!(own_reader & LL_READER_SAFE) || !(peer_reader & LL_READER_SAFE) || lowat)
+		return LL_REENTER_LATER;
+	if (why == LL_WHY_UNKNOWN && !cycles)
+		return rx_drained ? LL_REENTER_NOW : LL_REENTER_LATER;
+	if (!quiet || since_ns < ll_reenter_wait(min_ns, cycles))
 		return LL_REENTER_LATER;
 	return LL_REENTER_NOW;
 }

@@ -116,6 +116,11 @@ const struct stat_def stat_defs[STAT_NR] = {
 			       "Sockets put back into the sockhash after their pair left it because "
 			       "a direction took TCP, once the reason was gone (both readers "
 			       "non-blocking, nothing unread on TCP)." },
+	[LL_CNT_NEVER_SPLICE] = { "never_back_splice", "loopless_never_back_total",
+				  "reason=\"splice\"", STAT_COUNTER,
+				  "Sockets kept out of the sockhash for good after their pair left: "
+				  "reason=splice, their program read bytes without recvmsg (splice, "
+				  "TCP_ZEROCOPY_RECEIVE), which never sees redirected bytes." },
 	[LL_CNT_LEFT] = { "sockets_left", "loopless_sockets_left_total", NULL, STAT_COUNTER,
 			  "Sockets of leaving pairs taken out of the sockhash once every byte "
 			  "redirected to them was read." },

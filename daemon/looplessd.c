@@ -60,6 +60,7 @@ struct daemon {
 	/* Event loop timers (monotonic ms, 0: off) and the re-entry period. */
 	int64_t reap_at, reenter_at;
 	int reap_ms, reenter_ms;
+	int reenter_scans; /* since something last left */
 };
 
 static void served_cgroups(struct daemon *d, const struct cgroup_target *cg, int n)
@@ -672,13 +673,19 @@ static void reap(struct daemon *d)
 		d->reap_at = 0;
 	}
 	d->reenter_ms = 0;
+	d->reenter_scans = 0;
 	if (!d->reenter_at)
-		d->reenter_at = now_ms() + d->cfg.reenter_min_ms;
+		d->reenter_at = now_ms() + 1;
 }
 
-/* Pairs that left for TCP: put back those ll_reenter() allows; while some
- * wait, look again (the datapath's re-entry wait first, then less often,
- * up to once a second, while nothing changes). */
+/* Pairs that left for TCP: put back those ll_reenter_verdict() allows (a
+ * pair that left at its first bytes comes back as soon as its readers were
+ * seen; the others wait reenter_min_ms and more); while some wait, look
+ * again: every millisecond REENTER_FAST_SCANS times (a streaming pair is
+ * caught with its queues drained within a few), then less and less often
+ * (doubling up to once a second) until something new leaves. */
+#define REENTER_FAST_SCANS 16
+
 static void reenter(struct daemon *d)
 {
 	unsigned int pending;
@@ -687,7 +694,9 @@ static void reenter(struct daemon *d)
 	if (err)
 		log_warn("cannot put sockets back into the map: %s", strerror(-err));
 	if (err || pending) {
-		d->reenter_ms = backoff(d->reenter_ms, (int)d->cfg.reenter_min_ms, 1000);
+		d->reenter_ms = ++d->reenter_scans < REENTER_FAST_SCANS ?
+					1 :
+					backoff(d->reenter_ms, 1, 1000);
 		d->reenter_at = now_ms() + d->reenter_ms;
 	} else {
 		d->reenter_ms = 0;

@@ -315,41 +315,49 @@ static void test_drained(void **state)
 }
 
 /* Re-entry: never for a reader that read blocking, not before both were seen
- * reading non-blocking, while TCP bytes move or wait unread, with
- * SO_RCVLOWAT, or before the backoff since the last move. */
+ * reading non-blocking or with SO_RCVLOWAT; a first-bytes leave as soon as
+ * the socket's receive queue is drained; any other once the connection is
+ * quiet and the backoff since the last move has passed. */
 static void test_reenter(void **state)
 {
-	const __u32 S = LL_READER_SAFE, L = LL_READER_LEAVING, U = LL_READER_UNSAFE;
+	enum { S = LL_READER_SAFE, U = LL_READER_UNSAFE, L = LL_READER_LEAVING };
 	const __u64 ms = 1000 * 1000, min = 10 * ms;
 	static const struct {
-		__u32 own, peer;
-		bool quiet, lowat;
+		__u32 own, peer, why;
+		bool rx_drained, quiet, lowat;
 		__u64 since_ms;
 		__u32 cycles;
 		enum ll_reenter want;
 	} cases[] = {
-		{ 1 | 4, 1 | 4, true, false, 10, 0, LL_REENTER_NOW }, /* S|L both */
-		{ 1, 1, true, false, 10, 0, LL_REENTER_NOW },
-		{ 1 | 4, 4, true, false, 10, 0, LL_REENTER_LATER }, /* peer not seen yet */
-		{ 4, 1 | 4, true, false, 10, 0, LL_REENTER_LATER },
-		{ 1 | 2 | 4, 1 | 4, true, false, 10, 0, LL_REENTER_NEVER }, /* read blocking */
-		{ 1 | 4, 2 | 4, true, false, 999, 0, LL_REENTER_NEVER },
-		{ 1 | 4, 1 | 4, false, false, 10, 0, LL_REENTER_LATER }, /* still streaming */
-		{ 1 | 4, 1 | 4, true, true, 10, 0, LL_REENTER_LATER }, /* SO_RCVLOWAT */
-		{ 1 | 4, 1 | 4, true, false, 9, 0, LL_REENTER_LATER }, /* too soon */
-		{ 1 | 4, 1 | 4, true, false, 39, 2, LL_REENTER_LATER }, /* 2 cycles: 40 ms */
-		{ 1 | 4, 1 | 4, true, false, 40, 2, LL_REENTER_NOW },
-		{ 1 | 4, 1 | 4, true, false, 1279, 50, LL_REENTER_LATER }, /* capped: 1.28 s */
-		{ 1 | 4, 1 | 4, true, false, 1280, 50, LL_REENTER_NOW },
+		{ S | L, S | L, LL_WHY_LAG, true, true, false, 10, 0, LL_REENTER_NOW },
+		{ S, S, LL_WHY_SMALL, true, true, false, 10, 0, LL_REENTER_NOW },
+		{ S | L, L, LL_WHY_LAG, true, true, false, 10, 0, LL_REENTER_LATER }, /* peer unseen */
+		{ L, S | L, LL_WHY_UNKNOWN, true, true, false, 10, 0, LL_REENTER_LATER },
+		{ S | U | L, S | L, LL_WHY_LAG, true, true, false, 10, 0, LL_REENTER_NEVER },
+		{ S | L, U | L, LL_WHY_LAG, true, true, false, 999, 0, LL_REENTER_NEVER },
+		{ S | L, S | L, LL_WHY_BLOCKING, true, true, false, 999, 0, LL_REENTER_NEVER },
+		{ S | L, S | L, LL_WHY_LAG, true, false, false, 10, 0, LL_REENTER_LATER }, /* streaming */
+		{ S | L, S | L, LL_WHY_LAG, true, true, true, 10, 0, LL_REENTER_LATER }, /* RCVLOWAT */
+		{ S | L, S | L, LL_WHY_LAG, true, true, false, 9, 0, LL_REENTER_LATER }, /* too soon */
+		{ S | L, S | L, LL_WHY_ORDER, true, true, false, 39, 2, LL_REENTER_LATER }, /* 40 ms */
+		{ S | L, S | L, LL_WHY_ORDER, true, true, false, 40, 2, LL_REENTER_NOW },
+		{ S | L, S | L, LL_WHY_LAG, true, true, false, 1279, 50, LL_REENTER_LATER }, /* 1.28 s */
+		{ S | L, S | L, LL_WHY_LAG, true, true, false, 1280, 50, LL_REENTER_NOW },
+		/* Left at its first bytes: back at once, busy or not ... */
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, false, false, 0, 0, LL_REENTER_NOW },
+		/* ... but not with TCP bytes in its own receive queue ... */
+		{ S | L, S | L, LL_WHY_UNKNOWN, false, true, false, 0, 0, LL_REENTER_LATER },
+		/* ... nor with SO_RCVLOWAT; a second cycle waits as any other. */
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, 0, 0, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, false, 5, 1, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, false, 20, 1, LL_REENTER_NOW },
 	};
 	size_t i;
 
 	(void)state;
-	assert_int_equal(S, 1);
-	assert_int_equal(U, 2);
-	assert_int_equal(L, 4);
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		if (ll_reenter_verdict(cases[i].own, cases[i].peer, cases[i].quiet, cases[i].lowat,
+		if (ll_reenter_verdict(cases[i].own, cases[i].peer, cases[i].why,
+				       cases[i].rx_drained, cases[i].quiet, cases[i].lowat,
 				       cases[i].since_ms * ms, min, cases[i].cycles) != cases[i].want)
 			fail_msg("case %zu: expected %d", i, cases[i].want);
 	/* A stay of a second or more forgets the cycles. */
@@ -357,6 +365,18 @@ static void test_reenter(void **state)
 	assert_int_equal(ll_cycles_after_stay(5, LL_STAY_RESET_NS), 0);
 	assert_int_equal(ll_reenter_wait(min, 0), min);
 	assert_int_equal(ll_reenter_wait(min, 3), 8 * min);
+}
+
+/* Bytes consumed beyond what recvmsg reported: a splicer. */
+static void test_read_by_recv(void **state)
+{
+	(void)state;
+	assert_true(ll_read_by_recv(1000, 1000, 0)); /* nothing read */
+	assert_true(ll_read_by_recv(1500, 1000, 500)); /* all by recvmsg */
+	assert_false(ll_read_by_recv(1500, 1000, 100)); /* 400 spliced */
+	assert_true(ll_read_by_recv(1500, 1000, 900)); /* redirected bytes counted too */
+	assert_true(ll_read_by_recv(10, 0xfffffff0, 26)); /* across the wrap */
+	assert_false(ll_read_by_recv(10, 0xfffffff0, 25));
 }
 
 int main(void)
@@ -377,6 +397,7 @@ int main(void)
 		cmocka_unit_test(test_leave_ready),
 		cmocka_unit_test(test_drained),
 		cmocka_unit_test(test_reenter),
+		cmocka_unit_test(test_read_by_recv),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
