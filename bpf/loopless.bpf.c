@@ -431,7 +431,8 @@ static __always_inline bool leave_if_ready(struct ll_sk_state *st, struct ll_soc
 		if ((ref->reader & LL_READER_UNDONE) && st->cycles)
 			st->cycles--;
 		__sync_fetch_and_and(&ref->reader, ~LL_READER_UNDONE);
-		st->cycles = ll_cycles_after_stay(st->cycles, now - st->moved_ns);
+		st->cycles = ll_cycles_after_stay(st->cycles, now - st->moved_ns,
+						  (__u64)st->out_us * 1000);
 		st->moved_ns = now;
 		st->copied_mark = copied_seq;
 		st->recv_sum = 0;
@@ -1089,6 +1090,8 @@ int ll_reenter(struct bpf_iter__tcp *ctx)
 	__sync_fetch_and_and(&st->flags, ~LL_SK_LEFT);
 	st->tcp_sends = 0;
 	st->cycles++;
+	st->out_us = (now - st->moved_ns) / 1000 > 0xffffffffULL ? 0xffffffff :
+							      (now - st->moved_ns) / 1000;
 	st->moved_ns = now;
 	__sync_fetch_and_and(&ref->reader, ~LL_READER_LEAVING);
 	count(LL_CNT_REENTERED, 1);

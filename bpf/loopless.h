@@ -178,7 +178,7 @@ struct ll_sk_state {
 	__u32 cycles; /* re-entries since it last stayed LL_STAY_RESET_NS */
 	__u32 copied_mark; /* copied_seq when it left the map ... */
 	__u32 recv_sum; /* ... and the bytes recvmsg read since (ll_recv) */
-	__u32 pad2;
+	__u32 out_us; /* how long it was out before its last re-entry */
 };
 
 /* Values of the peers map: where a socket is, for its peer's program. */
@@ -469,8 +469,10 @@ static inline bool ll_drained(const struct ll_seqs *from, const struct ll_seqs *
 #define LL_ORDER_SENDS 16
 
 /* Re-entry backoff: LL_REENTER_MAX_SHIFT doublings at most (10 ms -> 1.28
- * s with the defaults); a socket that stayed in the map LL_STAY_RESET_NS
- * starts again from the shortest wait. */
+ * s with the defaults). A socket that stayed in the map at least twice as
+ * long as it had been out before (the return paid off: a reader that falls
+ * behind now and then), or LL_STAY_RESET_NS, starts again from the
+ * shortest wait; one that leaves again at once waits longer each time. */
 #define LL_REENTER_MAX_SHIFT 7
 #define LL_STAY_RESET_NS (1000ULL * 1000 * 1000)
 
@@ -480,10 +482,10 @@ static inline __u64 ll_reenter_wait(__u64 min_ns, __u32 cycles)
 }
 
 /* The re-entry count a socket keeps when it leaves after @stay_ns in the
- * map. */
-static inline __u32 ll_cycles_after_stay(__u32 cycles, __u64 stay_ns)
+ * map, having been out @out_ns before. */
+static inline __u32 ll_cycles_after_stay(__u32 cycles, __u64 stay_ns, __u64 out_ns)
 {
-	return stay_ns >= LL_STAY_RESET_NS ? 0 : cycles;
+	return stay_ns >= LL_STAY_RESET_NS || stay_ns >= 2 * out_ns ? 0 : cycles;
 }
 
 /*

@@ -1204,9 +1204,14 @@ t_bench_smoke() {
 		"$out-mesh/results.json" >/dev/null || die "mesh: loopless did not pair exactly the two local hops"
 	jq -e '[.samples[] | select(.mode == "mesh")] | all(.redirected_bytes == 0)' \
 		"$out-mesh/results.json" >/dev/null || die "mesh: bytes redirected in the plain mode"
-	jq -e '[.samples[] | select(.workload == "rr")]
-		| all(.dev_rx > 0 and if .mode == "mesh" then .lo_rx > 100 and .lo_rx_b > 100
-		      else .lo_rx <= 20 and .lo_rx_b <= 20 end)' "$out-mesh/results.json" >/dev/null ||
+	# A sidecar reads only once bytes came, so each hop leaves the map at its
+	# first request and is back within milliseconds: of a 50 ms sample, a few
+	# dozen round trips take lo (plain: every one).
+	jq -e '[.samples[] | select(.workload == "rr")] as $s
+		| ([$s[] | select(.mode == "mesh") | .lo_rx] | min) as $plain
+		| $s | all(.dev_rx > 0 and if .mode == "mesh" then .lo_rx > 100 and .lo_rx_b > 100
+		      else .lo_rx * 4 < $plain and .lo_rx_b * 4 < $plain end)' \
+		"$out-mesh/results.json" >/dev/null ||
 		die "mesh: lo packets of the pods do not prove the path"
 	grep -q '^## mesh' "$TMP/summary-mesh.txt" || die "mesh: summary lacks its section"
 	grep '^| mesh ' "$TMP/summary-mesh.txt" | while read -r m; do log "$m"; done
@@ -1283,24 +1288,32 @@ t_uninstall_in_flight() {
 
 # A reader that keeps falling behind and catching up: it sleeps 4 ms after
 # every 192 KiB while the writer goes on at 32 MiB/s (the reader averages
-# ~44 MiB/s), so its queue passes a small queue_limit (64 KiB) at every pause
-# and the writer moves to TCP, and back once the reader has caught up:
-# thousands of switches, and every byte arrives in order.
+# ~44 MiB/s), so its queue passes a small queue_limit (64 KiB) at every pause:
+# the pair leaves the map (the lossless protocol, while both directions'
+# bytes keep coming), runs on plain TCP, and looplessd puts it back once the
+# reader has caught up (reenter_min_ms 1: cycles are not held back by the
+# default's longer waits). Every byte arrives in order, no writer sees an
+# error, and the pair keeps cycling (here ~25 cycles in the 8 s: the pair is
+# put back only when both directions are drained, and each short stay makes
+# its next wait longer).
 t_path_switching() {
-	local f0 r0 f1 r1 out
-	printf '[daemon]\ncgroup = %s\n[datapath]\nqueue_limit = 65536\nreader_idle_ms = 1000\n' \
+	local st0 st1 out d
+	printf '[daemon]\ncgroup = %s\n[datapath]\nqueue_limit = 65536\nreader_idle_ms = 1000\nreenter_min_ms = 1\n' \
 		"$CG" >"$TMP/conf"
 	start_daemon --config "$TMP/conf"
-	f0=$(counter fallbacks)
-	r0=$(counter returns)
+	st0=$(stat_json)
 	out=$(pair_checked "$NS" "$CG" --connect 127.0.0.1 --bytes 256M --chunk 32K --rate 32M \
 		--reader-stall 192K:4)
-	f1=$(counter fallbacks)
-	r1=$(counter returns)
+	st1=$(stat_json)
+	d() { echo $(($(jq -r ".$1" <<<"$st1") - $(jq -r ".$1" <<<"$st0"))); }
 	log "$out"
-	log "switches: $((f1 - f0)) redirect -> TCP, $((r1 - r0)) TCP -> redirect"
-	[ $((f1 - f0)) -ge 1000 ] || die "only $((f1 - f0)) fallbacks"
-	[ $((r1 - r0)) -ge 1000 ] || die "only $((r1 - r0)) returns"
+	log "cycles: $(d leaves_lag) leaves (reader behind), $(d sockets_left) sockets out," \
+		"$(d reentered) back in, $(d returns) returns; redirected $(d redirected_bytes) bytes"
+	[ "$(d app_visible_errors)" -eq 0 ] || die "app_visible_errors grew by $(d app_visible_errors)"
+	[ "$(d leaves_lag)" -ge 10 ] || die "only $(d leaves_lag) leaves"
+	[ "$(d reentered)" -ge 20 ] || die "only $(d reentered) sockets back in"
+	[ "$(d redirected_bytes)" -ge $((1 << 20)) ] ||
+		die "only $(d redirected_bytes) bytes redirected"
 }
 
 # ---- Trust (issue 6) ----

@@ -360,9 +360,12 @@ static void test_reenter(void **state)
 				       cases[i].rx_drained, cases[i].quiet, cases[i].lowat,
 				       cases[i].since_ms * ms, min, cases[i].cycles) != cases[i].want)
 			fail_msg("case %zu: expected %d", i, cases[i].want);
-	/* A stay of a second or more forgets the cycles. */
-	assert_int_equal(ll_cycles_after_stay(5, LL_STAY_RESET_NS - 1), 5);
-	assert_int_equal(ll_cycles_after_stay(5, LL_STAY_RESET_NS), 0);
+	/* A stay of a second or more, or twice the time out before, forgets
+	 * the cycles. */
+	assert_int_equal(ll_cycles_after_stay(5, LL_STAY_RESET_NS - 1, LL_STAY_RESET_NS), 5);
+	assert_int_equal(ll_cycles_after_stay(5, LL_STAY_RESET_NS, LL_STAY_RESET_NS), 0);
+	assert_int_equal(ll_cycles_after_stay(5, 19 * ms, 10 * ms), 5); /* left again soon */
+	assert_int_equal(ll_cycles_after_stay(5, 20 * ms, 10 * ms), 0); /* paid off */
 	assert_int_equal(ll_reenter_wait(min, 0), min);
 	assert_int_equal(ll_reenter_wait(min, 3), 8 * min);
 }
