@@ -778,14 +778,13 @@ int ll_sk_msg(struct sk_msg_md *msg)
 		if (!tp || !ll_drained(&own, &to) || v.queued > v.rcvbuf / 2 || v.rcvlowat > 1) {
 			/* Still TCP bytes unread after a while: stop paying the
 			 * sk_msg path for them, leave. */
-			if (++st->tcp_sends > LL_ORDER_SENDS) {
+			if (ll_order_gave_up(now / 1000000, st->tcp_since_ms, cfg->reader_idle_ns)) {
 				count(LL_CNT_LEAVE_ORDER, 1);
 				leave_pair(st, LL_WHY_ORDER);
 			}
 			goto pass_tcp;
 		}
 		__sync_fetch_and_and(&st->flags, ~(LL_SK_TCP_USED | LL_SK_SMALL));
-		st->tcp_sends = 0;
 		count(LL_CNT_RETURNS, 1);
 	} else if (v.rcvlowat > 1) {
 		/* The reader asked to be woken only once SO_RCVLOWAT bytes are
@@ -827,8 +826,10 @@ int ll_sk_msg(struct sk_msg_md *msg)
 		return SK_PASS;
 	}
 to_tcp:
-	if (!(st->flags & LL_SK_TCP_USED))
+	if (!(st->flags & LL_SK_TCP_USED)) {
+		st->tcp_since_ms = bpf_ktime_get_ns() / 1000000;
 		__sync_fetch_and_or(&st->flags, LL_SK_TCP_USED);
+	}
 pass_tcp:
 	count(LL_CNT_TCP_PINNED, 1);
 pass:
@@ -1088,7 +1089,7 @@ int ll_reenter(struct bpf_iter__tcp *ctx)
 	}
 	__sync_fetch_and_or(&st->flags, LL_SK_IN_MAP | LL_SK_TCP_USED);
 	__sync_fetch_and_and(&st->flags, ~LL_SK_LEFT);
-	st->tcp_sends = 0;
+	st->tcp_since_ms = bpf_ktime_get_ns() / 1000000;
 	st->cycles++;
 	st->out_us = (now - st->moved_ns) / 1000 > 0xffffffffULL ? 0xffffffff :
 							      (now - st->moved_ns) / 1000;

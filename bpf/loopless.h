@@ -169,7 +169,7 @@ struct ll_sk_state {
 	__u32 flags;
 	__u32 queued_expect; /* peer's queue after our last redirect */
 	__u32 burst; /* small writes in a row, each within LL_BURST_GAP_NS */
-	__u32 tcp_sends; /* sends on TCP since the direction last redirected */
+	__u32 tcp_since_ms; /* when the direction went to TCP in the map (ms, wraps) */
 	__u64 progress_ns; /* when the peer was last seen taking bytes */
 	__u64 send_ns; /* when this socket last sent */
 	__u64 peer; /* kernel address of the peer's struct sock */
@@ -462,11 +462,15 @@ static inline bool ll_drained(const struct ll_seqs *from, const struct ll_seqs *
 	       to->copied_seq == to->rcv_nxt;
 }
 
-/* Sends a direction may make on TCP, in the map, waiting for ll_drained()
- * after a re-entry, before its pair leaves again (LL_CNT_LEAVE_ORDER):
+/* A direction on TCP in the map waits for ll_drained() (after a re-entry)
+ * at most reader_idle_ns before its pair leaves again (LL_CNT_LEAVE_ORDER):
  * in the map every send pays tcp_bpf_sendmsg()'s copy, and TCP bytes
- * there are invisible to FIONREAD (tcp_bpf_ioctl() counts ingress_msg). */
-#define LL_ORDER_SENDS 16
+ * there are invisible to FIONREAD (tcp_bpf_ioctl() counts ingress_msg). A
+ * stream whose reader keeps up drains within that now and then. */
+static inline bool ll_order_gave_up(__u32 now_ms, __u32 since_ms, __u64 idle_ns)
+{
+	return (__u64)(__u32)(now_ms - since_ms) * 1000000 > idle_ns;
+}
 
 /* Re-entry backoff: LL_REENTER_MAX_SHIFT doublings at most (10 ms -> 1.28
  * s with the defaults). A socket that stayed in the map at least twice as

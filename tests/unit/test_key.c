@@ -370,6 +370,18 @@ static void test_reenter(void **state)
 	assert_int_equal(ll_reenter_wait(min, 3), 8 * min);
 }
 
+/* A direction waiting on TCP in the map gives up after reader_idle_ns. */
+static void test_order_gave_up(void **state)
+{
+	const __u64 idle = 20ULL * 1000 * 1000;
+
+	(void)state;
+	assert_false(ll_order_gave_up(1020, 1000, idle));
+	assert_true(ll_order_gave_up(1021, 1000, idle));
+	assert_false(ll_order_gave_up(5, 0xfffffff5, idle)); /* 16 ms across the wrap */
+	assert_true(ll_order_gave_up(15, 0xfffffff5, idle));
+}
+
 /* Bytes consumed beyond what recvmsg reported: a splicer. */
 static void test_read_by_recv(void **state)
 {
@@ -401,6 +413,7 @@ int main(void)
 		cmocka_unit_test(test_drained),
 		cmocka_unit_test(test_reenter),
 		cmocka_unit_test(test_read_by_recv),
+		cmocka_unit_test(test_order_gave_up),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
