@@ -144,8 +144,9 @@ struct {
 	__type(value, struct ll_sock_ref);
 } listeners SEC(".maps");
 
-/* A pair started leaving the map: looplessd runs ll_reap (the events carry
- * nothing; ll_reap finds every leaving socket). */
+/* A pair started leaving the map: looplessd runs ll_reap (ll_reap finds
+ * every leaving socket; the record says whether it was a re-entry undone,
+ * enum ll_event). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4096);
@@ -428,12 +429,18 @@ static __always_inline bool leave_if_ready(struct ll_sk_state *st, struct ll_soc
 		__u64 now = bpf_ktime_get_ns();
 
 		__sync_fetch_and_or(&st->flags, LL_SK_LEFT);
-		if ((ref->reader & LL_READER_UNDONE) && st->cycles)
-			st->cycles--;
+		if (ref->reader & LL_READER_UNDONE) {
+			/* As if it had never gone back: same count, and out
+			 * since it first left. */
+			if (st->cycles)
+				st->cycles--;
+			st->moved_ns -= (__u64)st->out_us * 1000;
+		} else {
+			st->cycles = ll_cycles_after_stay(st->cycles, now - st->moved_ns,
+							  (__u64)st->out_us * 1000);
+			st->moved_ns = now;
+		}
 		__sync_fetch_and_and(&ref->reader, ~LL_READER_UNDONE);
-		st->cycles = ll_cycles_after_stay(st->cycles, now - st->moved_ns,
-						  (__u64)st->out_us * 1000);
-		st->moved_ns = now;
 		st->copied_mark = copied_seq;
 		st->recv_sum = 0;
 	}
@@ -716,7 +723,8 @@ int ll_sk_msg(struct sk_msg_md *msg)
 		/* Bytes still unsent (autocork, a closed window): it cannot
 		 * return yet, and needs nothing below. */
 		tp = bpf_skc_to_tcp_sock(sk);
-		if (!tp || ((st->flags & LL_SK_HAVE_PEER) && tp->write_seq != tp->snd_nxt))
+		if (!tp || ((st->flags & LL_SK_HAVE_PEER) && tp->write_seq != tp->snd_nxt &&
+			    !ll_order_gave_up(now / 1000000, st->tcp_since_ms, cfg->reader_idle_ns)))
 			goto pass_tcp;
 	}
 	/* A send on a blocking socket whose reader has not been seen reading
@@ -799,8 +807,14 @@ int ll_sk_msg(struct sk_msg_md *msg)
 				       cfg->queue_limit :
 				       (v.rcvbuf > LL_MIN_QUEUE ? v.rcvbuf : LL_MIN_QUEUE))) {
 		count(LL_CNT_FALLBACKS, 1);
-		count(LL_CNT_LEAVE_LAG, 1);
-		leave_pair(st, LL_WHY_LAG);
+		/* A fresh stream's first burst, before its reader was ever
+		 * seen taking bytes: on TCP in the map, back once drained, out
+		 * only if that takes reader_idle_ns (the ORDER rule). A reader
+		 * seen before that fell behind: out now (FIONREAD). */
+		if (st->progress_ns) {
+			count(LL_CNT_LEAVE_LAG, 1);
+			leave_pair(st, LL_WHY_LAG);
+		}
 		goto to_tcp;
 	} else if (size <= cfg->small_write &&
 		   (v.queued > cfg->small_lag || (st->burst >= LL_SMALL_BURST && v.queued))) {
@@ -953,7 +967,8 @@ int BPF_PROG(ll_recv, struct sock *sk, int ret, int flags)
  * looplessd runs this over sock_hash after a leave_events record (and again
  * while any leaving socket is still waiting): every socket of a leaving
  * pair that ll_leave_ready() allows goes out of the map, back to tcp_prot;
- * one 4-byte record per socket still waiting tells looplessd to come back.
+ * one 4-byte record per socket (enum ll_reap_rec) tells looplessd which
+ * left (to look for their return) and which still wait (to come back).
  */
 SEC("iter/sockmap")
 int ll_reap(struct bpf_iter__sockmap *ctx)
@@ -962,7 +977,7 @@ int ll_reap(struct bpf_iter__sockmap *ctx)
 	struct ll_sock_ref *ref;
 	struct tcp_sock *tp;
 	struct ll_sk_state *st;
-	__u32 one = 1;
+	__u32 one = LL_REAP_WAITING, two = LL_REAP_LEFT;
 
 	if (!ctx->key || !sk)
 		return 0;
@@ -973,8 +988,10 @@ int ll_reap(struct bpf_iter__sockmap *ctx)
 	if (!ref || ref->cookie != st->cookie || !(ref->reader & LL_READER_LEAVING))
 		return 0;
 	tp = bpf_skc_to_tcp_sock(sk);
-	if (!tp || !leave_if_ready(st, ref, (__u64)sk->sk_user_data & LL_SK_USER_DATA_PTRMASK,
-				   tp->copied_seq))
+	if (tp && leave_if_ready(st, ref, (__u64)sk->sk_user_data & LL_SK_USER_DATA_PTRMASK,
+				 tp->copied_seq))
+		bpf_seq_write(ctx->meta->seq, &two, sizeof(two));
+	else
 		bpf_seq_write(ctx->meta->seq, &one, sizeof(one));
 	return 0;
 }
@@ -999,14 +1016,15 @@ int ll_reap(struct bpf_iter__sockmap *ctx)
  */
 static __always_inline void undo_peer(struct ll_sock_ref *pref, __u64 now)
 {
-	__u32 one = 1;
+	__u32 undo = LL_EVENT_UNDO;
 
 	if (pref->reader & LL_READER_LEAVING)
 		return;
 	pref->leave_ns = now;
 	__sync_fetch_and_or(&pref->reader, LL_READER_LEAVING | LL_READER_UNDONE);
-	bpf_ringbuf_output(&leave_events, &one, sizeof(one), 0);
+	bpf_ringbuf_output(&leave_events, &undo, sizeof(undo), 0);
 }
+
 
 SEC("iter/tcp")
 int ll_reenter(struct bpf_iter__tcp *ctx)
@@ -1087,6 +1105,11 @@ int ll_reenter(struct bpf_iter__tcp *ctx)
 		count(LL_CNT_INSERT_ERRORS, 1);
 		goto never;
 	}
+	/* Its own direction redirects again only once ll_drained(), checked at
+	 * a verdict: even drained now, a tcp_sendmsg() that began while it was
+	 * out (asleep for send-buffer space, the lock released) goes on over
+	 * TCP after the insert, and the next verdict comes after it returned.
+	 * (Clearing LL_SK_TCP_USED here reordered bytes: t_path_switching.) */
 	__sync_fetch_and_or(&st->flags, LL_SK_IN_MAP | LL_SK_TCP_USED);
 	__sync_fetch_and_and(&st->flags, ~LL_SK_LEFT);
 	st->tcp_since_ms = bpf_ktime_get_ns() / 1000000;

@@ -220,6 +220,18 @@ struct ll_conn_rec {
 	__u32 pad;
 };
 
+/* Records of the leave_events ring buffer. */
+enum ll_event {
+	LL_EVENT_LEAVE = 1, /* a pair started leaving */
+	LL_EVENT_UNDO = 2, /* a re-entry was undone: its peer could not follow */
+};
+
+/* Records of ll_reap, one per leaving socket. */
+enum ll_reap_rec {
+	LL_REAP_WAITING = 1, /* still has unread redirected bytes, or may get some */
+	LL_REAP_LEFT = 2, /* taken out of the map now */
+};
+
 /* Set by user space in ll_conn_rec.flags: the socket is in an older
  * version's sockhash (legacy_sock_hash), redirected by that version. */
 #define LL_REC_LEGACY (1U << 31)
@@ -462,11 +474,11 @@ static inline bool ll_drained(const struct ll_seqs *from, const struct ll_seqs *
 	       to->copied_seq == to->rcv_nxt;
 }
 
-/* A direction on TCP in the map waits for ll_drained() (after a re-entry)
- * at most reader_idle_ns before its pair leaves again (LL_CNT_LEAVE_ORDER):
- * in the map every send pays tcp_bpf_sendmsg()'s copy, and TCP bytes
- * there are invisible to FIONREAD (tcp_bpf_ioctl() counts ingress_msg). A
- * stream whose reader keeps up drains within that now and then. */
+/* A direction on TCP in the map after a re-entry waits for ll_drained() at
+ * most reader_idle_ns before its pair leaves again (LL_CNT_LEAVE_ORDER): in
+ * the map every send pays tcp_bpf_sendmsg()'s copy, and TCP bytes there are
+ * invisible to FIONREAD (tcp_bpf_ioctl() counts ingress_msg). A stream
+ * whose reader keeps up drains within that. */
 static inline bool ll_order_gave_up(__u32 now_ms, __u32 since_ms, __u64 idle_ns)
 {
 	return (__u64)(__u32)(now_ms - since_ms) * 1000000 > idle_ns;
@@ -516,35 +528,40 @@ enum ll_reenter {
 
 /*
  * Whether a socket that left the map because a direction took TCP goes back
- * in (ll_reenter, driven by looplessd). Only into a map where every byte
- * either end reads was redirected or is read in order after the redirected
- * ones (a direction redirects again only once ll_drained()), by readers
- * tcp_bpf_recvmsg() serves like tcp_recvmsg():
+ * in (ll_reenter, driven by looplessd, with the socket locked: it neither
+ * sends nor reads meanwhile). Only into a map where every byte either end
+ * reads was redirected or is read in order after the redirected ones, by
+ * readers tcp_bpf_recvmsg() serves like tcp_recvmsg():
  * - both readers seen reading non-blocking (@own_reader, @peer_reader:
  *   their records' enum ll_reader), neither ever blocking: a reader already
  *   asleep inside tcp_recvmsg() would wait on the TCP queue only and never
  *   see a redirected byte (a non-blocking one is never asleep there);
  * - no SO_RCVLOWAT above 1 on either end (@lowat);
+ * - @rx_drained: no TCP byte waits in its own receive queue (FIONREAD in
+ *   the map counts redirected bytes only);
  * - a pair that left at its first bytes, before its readers were seen
  *   (@why LL_WHY_UNKNOWN, @cycles 0: every new connection of a program
- *   that does not read before its peer writes), comes back as soon as they
- *   were, with no TCP byte waiting in this socket's receive queue
- *   (@rx_drained: FIONREAD in the map counts redirected bytes only);
- * - any other: @quiet, ll_drained() both ways (the reason it left is gone:
- *   the writer paused, the reader caught up; nothing left for FIONREAD to
- *   miss), and at least ll_reenter_wait() since it left: a connection that
- *   keeps leaving is put back less and less often.
+ *   that does not read before its peer writes), needs nothing more;
+ * - any other @quiet too, ll_drained() both ways (the reason it left is
+ *   gone: the writer paused or the reader caught up; and no TCP byte is on
+ *   its way to a socket that would be in the map before its writer), and
+ *   at least ll_reenter_wait() since it left: a connection that keeps
+ *   leaving is put back less and less often.
+ * Each direction redirects again at the first send that finds it
+ * ll_drained() (both ends go in with LL_SK_TCP_USED).
  */
-static inline enum ll_reenter ll_reenter_verdict(__u32 own_reader, __u32 peer_reader, __u32 why,
-						 bool rx_drained, bool quiet, bool lowat,
-						 __u64 since_ns, __u64 min_ns, __u32 cycles)
+/* Always inlined: a BPF function call takes at most five arguments. */
+static inline __attribute__((always_inline)) enum ll_reenter
+ll_reenter_verdict(__u32 own_reader, __u32 peer_reader, __u32 why, bool rx_drained, bool quiet,
+		   bool lowat, __u64 since_ns, __u64 min_ns, __u32 cycles)
 {
 	if ((own_reader | peer_reader) & LL_READER_UNSAFE || why == LL_WHY_BLOCKING)
 		return LL_REENTER_NEVER;
-	if (!(own_reader & LL_READER_SAFE) || !(peer_reader & LL_READER_SAFE) || lowat)
+	if (!(own_reader & LL_READER_SAFE) || !(peer_reader & LL_READER_SAFE) || lowat ||
+	    !rx_drained)
 		return LL_REENTER_LATER;
 	if (why == LL_WHY_UNKNOWN && !cycles)
-		return rx_drained ? LL_REENTER_NOW : LL_REENTER_LATER;
+		return LL_REENTER_NOW;
 	if (!quiet || since_ns < ll_reenter_wait(min_ns, cycles))
 		return LL_REENTER_LATER;
 	return LL_REENTER_NOW;

@@ -335,7 +335,7 @@ int datapath_load(struct datapath *dp, const char *pin_dir, uint32_t max_sockets
 		goto fail;
 	}
 	dp->leaves =
-		ring_buffer__new(bpf_map__fd(skel->maps.leave_events), leave_event, NULL, NULL);
+		ring_buffer__new(bpf_map__fd(skel->maps.leave_events), leave_event, dp, NULL);
 	if (!dp->leaves) {
 		err = -errno;
 		log_error("cannot read the leave events: %s", strerror(-err));
@@ -385,12 +385,18 @@ out:
 	return err;
 }
 
-/* The records carry nothing: any of them means "run ll_reap". */
+/* Any record means "run ll_reap"; a pair that started leaving (not a
+ * re-entry undone) is noted in dp->left. */
 static int leave_event(void *ctx, void *data, size_t size)
 {
-	(void)ctx;
-	(void)data;
-	(void)size;
+	struct datapath *dp = ctx;
+	__u32 ev;
+
+	if (size >= sizeof(ev)) {
+		memcpy(&ev, data, sizeof(ev));
+		if (ev != LL_EVENT_UNDO)
+			dp->left = true;
+	}
 	return 0;
 }
 
@@ -404,9 +410,11 @@ int datapath_reap(struct datapath *dp, unsigned int *pending)
 	struct bpf_link *link;
 	__u32 rec[64];
 	int iter_fd, err = 0;
+	size_t k;
 	ssize_t r;
 
 	*pending = 0;
+	dp->left = false;
 	if (dp->leaves && ring_buffer__consume(dp->leaves) < 0)
 		log_debug("leave events: %s", strerror(errno));
 	iter_fd = iter_open(dp->skel->progs.ll_reap, bpf_map__fd(dp->skel->maps.sock_hash), &link);
@@ -419,7 +427,12 @@ int datapath_reap(struct datapath *dp, unsigned int *pending)
 			err = -errno;
 			break;
 		}
-		*pending += r / sizeof(rec[0]);
+		for (k = 0; k < (size_t)r / sizeof(rec[0]); k++) {
+			if (rec[k] == LL_REAP_LEFT)
+				dp->left = true; /* a socket that may come back */
+			else
+				(*pending)++;
+		}
 	}
 	close(iter_fd);
 	bpf_link__destroy(link);

@@ -24,6 +24,9 @@ struct datapath {
 	char pin_dir[CONFIG_PATH_MAX];
 	bool adopted; /* a pinned datapath was found and taken over */
 	struct ring_buffer *leaves; /* leave_events: a pair started leaving */
+	/* datapath_reap() took sockets out or saw a pair start leaving (not a
+	 * re-entry undone): sockets that may come back. */
+	bool left;
 };
 
 /* Kernel features the datapath needs; -EOPNOTSUPP with @what naming the

@@ -672,8 +672,12 @@ static void reap(struct daemon *d)
 		d->reap_ms = 0;
 		d->reap_at = 0;
 	}
-	d->reenter_ms = 0;
-	d->reenter_scans = 0;
+	/* A re-entry undone does not restart the fast scans: a streaming
+	 * pair would be put in and taken out every millisecond for good. */
+	if (d->dp.left) {
+		d->reenter_ms = 0;
+		d->reenter_scans = 0;
+	}
 	if (!d->reenter_at)
 		d->reenter_at = now_ms() + 1;
 }

@@ -315,9 +315,9 @@ static void test_drained(void **state)
 }
 
 /* Re-entry: never for a reader that read blocking, not before both were seen
- * reading non-blocking or with SO_RCVLOWAT; a first-bytes leave as soon as
- * the socket's receive queue is drained; any other once the connection is
- * quiet and the backoff since the last move has passed. */
+ * reading non-blocking, with SO_RCVLOWAT or TCP bytes in its own receive
+ * queue; a first-bytes leave needs nothing more; any other a quiet
+ * connection and the backoff since the last move. */
 static void test_reenter(void **state)
 {
 	enum { S = LL_READER_SAFE, U = LL_READER_UNSAFE, L = LL_READER_LEAVING };
@@ -336,7 +336,8 @@ static void test_reenter(void **state)
 		{ S | U | L, S | L, LL_WHY_LAG, true, true, false, 10, 0, LL_REENTER_NEVER },
 		{ S | L, U | L, LL_WHY_LAG, true, true, false, 999, 0, LL_REENTER_NEVER },
 		{ S | L, S | L, LL_WHY_BLOCKING, true, true, false, 999, 0, LL_REENTER_NEVER },
-		{ S | L, S | L, LL_WHY_LAG, true, false, false, 10, 0, LL_REENTER_LATER }, /* streaming */
+		{ S | L, S | L, LL_WHY_LAG, true, false, false, 10, 0, LL_REENTER_LATER }, /* moving */
+		{ S | L, S | L, LL_WHY_LAG, false, true, false, 10, 0, LL_REENTER_LATER }, /* unread */
 		{ S | L, S | L, LL_WHY_LAG, true, true, true, 10, 0, LL_REENTER_LATER }, /* RCVLOWAT */
 		{ S | L, S | L, LL_WHY_LAG, true, true, false, 9, 0, LL_REENTER_LATER }, /* too soon */
 		{ S | L, S | L, LL_WHY_ORDER, true, true, false, 39, 2, LL_REENTER_LATER }, /* 40 ms */
