@@ -399,7 +399,7 @@ static __always_inline __u32 psock_refs(__u64 addr, __u64 cookie)
  * socket's own sockops callbacks (both may delete from a sockhash).
  */
 static __always_inline bool leave_if_ready(struct ll_sk_state *st, struct ll_sock_ref *ref,
-					   __u64 ud, __u32 copied_seq)
+					   __u64 ud, struct tcp_sock *tp)
 {
 	struct ll_sock_ref *pref;
 	struct sk_psock *psock;
@@ -428,7 +428,16 @@ static __always_inline bool leave_if_ready(struct ll_sk_state *st, struct ll_soc
 	if (!(ref->reader & LL_READER_UNSAFE)) {
 		__u64 now = bpf_ktime_get_ns();
 
+		/* ll_read_by_recv(): the sum starts at 0 before ll_recv can
+		 * see LL_SK_LEFT, and the mark is read after: a read that
+		 * ll_recv did not count (it reported before LL_SK_LEFT) is
+		 * then behind the mark. (Zeroing after, from a copied_seq
+		 * read before, lost reads: a request/response client was
+		 * taken for a splicer.) */
+		st->recv_sum = 0;
 		__sync_fetch_and_or(&st->flags, LL_SK_LEFT);
+		st->copied_mark = tp->copied_seq;
+		st->snd_mark = tp->snd_nxt;
 		if (ref->reader & LL_READER_UNDONE) {
 			/* As if it had never gone back: same count, and out
 			 * since it first left. */
@@ -441,8 +450,6 @@ static __always_inline bool leave_if_ready(struct ll_sk_state *st, struct ll_soc
 			st->moved_ns = now;
 		}
 		__sync_fetch_and_and(&ref->reader, ~LL_READER_UNDONE);
-		st->copied_mark = copied_seq;
-		st->recv_sum = 0;
 	}
 	count(LL_CNT_LEFT, 1);
 	return true;
@@ -503,7 +510,7 @@ static __always_inline int sockops_segment(struct bpf_sock_ops *ops)
 		done = tp && leave_if_ready(st, ref,
 					    (__u64)tp->inet_conn.icsk_inet.sk.sk_user_data &
 						    LL_SK_USER_DATA_PTRMASK,
-					    tp->copied_seq);
+					    tp);
 	} else if (!(st->flags & (LL_SK_READER_SAFE | LL_SK_READER_UNSAFE))) {
 		/* Not seen reading yet. An accepted socket has a file once
 		 * accept()ed: a blocking one (a threaded server behind a
@@ -519,7 +526,7 @@ static __always_inline int sockops_segment(struct bpf_sock_ops *ops)
 			done = leave_if_ready(st, ref,
 					      (__u64)tp->inet_conn.icsk_inet.sk.sk_user_data &
 						      LL_SK_USER_DATA_PTRMASK,
-					      tp->copied_seq);
+					      tp);
 		}
 	}
 	if (!done)
@@ -723,8 +730,7 @@ int ll_sk_msg(struct sk_msg_md *msg)
 		/* Bytes still unsent (autocork, a closed window): it cannot
 		 * return yet, and needs nothing below. */
 		tp = bpf_skc_to_tcp_sock(sk);
-		if (!tp || ((st->flags & LL_SK_HAVE_PEER) && tp->write_seq != tp->snd_nxt &&
-			    !ll_order_gave_up(now / 1000000, st->tcp_since_ms, cfg->reader_idle_ns)))
+		if (!tp || ((st->flags & LL_SK_HAVE_PEER) && tp->write_seq != tp->snd_nxt))
 			goto pass_tcp;
 	}
 	/* A send on a blocking socket whose reader has not been seen reading
@@ -783,15 +789,8 @@ int ll_sk_msg(struct sk_msg_md *msg)
 			own.write_seq = tp->write_seq;
 			own.snd_nxt = tp->snd_nxt;
 		}
-		if (!tp || !ll_drained(&own, &to) || v.queued > v.rcvbuf / 2 || v.rcvlowat > 1) {
-			/* Still TCP bytes unread after a while: stop paying the
-			 * sk_msg path for them, leave. */
-			if (ll_order_gave_up(now / 1000000, st->tcp_since_ms, cfg->reader_idle_ns)) {
-				count(LL_CNT_LEAVE_ORDER, 1);
-				leave_pair(st, LL_WHY_ORDER);
-			}
+		if (!tp || !ll_drained(&own, &to) || v.queued > v.rcvbuf / 2 || v.rcvlowat > 1)
 			goto pass_tcp;
-		}
 		__sync_fetch_and_and(&st->flags, ~(LL_SK_TCP_USED | LL_SK_SMALL));
 		count(LL_CNT_RETURNS, 1);
 	} else if (v.rcvlowat > 1) {
@@ -807,14 +806,15 @@ int ll_sk_msg(struct sk_msg_md *msg)
 				       cfg->queue_limit :
 				       (v.rcvbuf > LL_MIN_QUEUE ? v.rcvbuf : LL_MIN_QUEUE))) {
 		count(LL_CNT_FALLBACKS, 1);
-		/* A fresh stream's first burst, before its reader was ever
-		 * seen taking bytes: on TCP in the map, back once drained, out
-		 * only if that takes reader_idle_ns (the ORDER rule). A reader
-		 * seen before that fell behind: out now (FIONREAD). */
-		if (st->progress_ns) {
-			count(LL_CNT_LEAVE_LAG, 1);
-			leave_pair(st, LL_WHY_LAG);
-		}
+		/* The pair leaves (plain TCP's flow control holds the
+		 * writer). Falling back in the map instead puts TCP bytes
+		 * behind redirected ones, which FIONREAD does not count: an
+		 * nginx-style reader stalled on them (llprobe epoll-et-nginx,
+		 * 1 run in 3; a fresh stream's first burst too, 1 in 20),
+		 * whatever the cost to a writer sharing its reader's CPU
+		 * (64 KiB writes: ~1.1x lo, 1.3x falling back in the map). */
+		count(LL_CNT_LEAVE_LAG, 1);
+		leave_pair(st, LL_WHY_LAG);
 		goto to_tcp;
 	} else if (size <= cfg->small_write &&
 		   (v.queued > cfg->small_lag || (st->burst >= LL_SMALL_BURST && v.queued))) {
@@ -840,10 +840,8 @@ int ll_sk_msg(struct sk_msg_md *msg)
 		return SK_PASS;
 	}
 to_tcp:
-	if (!(st->flags & LL_SK_TCP_USED)) {
-		st->tcp_since_ms = bpf_ktime_get_ns() / 1000000;
+	if (!(st->flags & LL_SK_TCP_USED))
 		__sync_fetch_and_or(&st->flags, LL_SK_TCP_USED);
-	}
 pass_tcp:
 	count(LL_CNT_TCP_PINNED, 1);
 pass:
@@ -988,8 +986,7 @@ int ll_reap(struct bpf_iter__sockmap *ctx)
 	if (!ref || ref->cookie != st->cookie || !(ref->reader & LL_READER_LEAVING))
 		return 0;
 	tp = bpf_skc_to_tcp_sock(sk);
-	if (tp && leave_if_ready(st, ref, (__u64)sk->sk_user_data & LL_SK_USER_DATA_PTRMASK,
-				 tp->copied_seq))
+	if (tp && leave_if_ready(st, ref, (__u64)sk->sk_user_data & LL_SK_USER_DATA_PTRMASK, tp))
 		bpf_seq_write(ctx->meta->seq, &two, sizeof(two));
 	else
 		bpf_seq_write(ctx->meta->seq, &one, sizeof(one));
@@ -1039,7 +1036,7 @@ int ll_reenter(struct bpf_iter__tcp *ctx)
 	__u32 zero = 0, one = 1;
 	enum ll_reenter verdict;
 	struct ll_key pk;
-	bool quiet, lowat;
+	bool quiet, paused, lowat;
 	__u64 now;
 
 	if (!skc)
@@ -1090,9 +1087,18 @@ int ll_reenter(struct bpf_iter__tcp *ctx)
 		verdict = LL_REENTER_LATER;
 	} else {
 		__sync_fetch_and_and(&st->flags, ~LL_SK_SPLICE_SUSPECT);
+		/* tcp_wstamp_ns: when its last segment left (tcp_clock_ns(),
+		 * the clock of bpf_ktime_get_ns()); ACKs count. */
+		paused = ll_paused(now, tp->tcp_wstamp_ns, ptp->tcp_wstamp_ns,
+				   cfg->reader_idle_ns);
 		verdict = ll_reenter_verdict(ref->reader, pref->reader, ref->why,
-					     a.copied_seq == a.rcv_nxt, quiet, lowat,
-					     now - st->moved_ns, cfg->reenter_min_ns, st->cycles);
+					     a.copied_seq == a.rcv_nxt, quiet,
+					     a.copied_seq - st->copied_mark > LL_STREAM_BYTES,
+					     !(pref->reader & LL_READER_LEAVING) &&
+						     psock_refs(pref->sk, pref->cookie) == 1,
+					     tp->snd_nxt - st->snd_mark > LL_STREAM_BYTES,
+					     st->flags & LL_SK_ACTIVE, paused, lowat, now - st->moved_ns,
+					     cfg->reenter_min_ns, st->cycles);
 	}
 	if (verdict == LL_REENTER_NEVER)
 		goto never;
@@ -1112,7 +1118,6 @@ int ll_reenter(struct bpf_iter__tcp *ctx)
 	 * (Clearing LL_SK_TCP_USED here reordered bytes: t_path_switching.) */
 	__sync_fetch_and_or(&st->flags, LL_SK_IN_MAP | LL_SK_TCP_USED);
 	__sync_fetch_and_and(&st->flags, ~LL_SK_LEFT);
-	st->tcp_since_ms = bpf_ktime_get_ns() / 1000000;
 	st->cycles++;
 	st->out_us = (now - st->moved_ns) / 1000 > 0xffffffffULL ? 0xffffffff :
 							      (now - st->moved_ns) / 1000;

@@ -71,7 +71,6 @@ enum ll_counter {
 	LL_CNT_LEAVE_LAG, /* the reader fell behind: its queue is over the limit */
 	LL_CNT_LEAVE_SMALL, /* a stream of small writes outran its reader */
 	LL_CNT_LEAVE_RCVLOWAT, /* the reader set SO_RCVLOWAT */
-	LL_CNT_LEAVE_ORDER, /* TCP bytes still unread after a return: stayed on TCP */
 	LL_CNT_REENTERED, /* sockets put back into the map by ll_reenter */
 	LL_CNT_NEVER_SPLICE, /* kept out: read without recvmsg (splice) while out */
 	LL_CNT_MAX,
@@ -169,7 +168,7 @@ struct ll_sk_state {
 	__u32 flags;
 	__u32 queued_expect; /* peer's queue after our last redirect */
 	__u32 burst; /* small writes in a row, each within LL_BURST_GAP_NS */
-	__u32 tcp_since_ms; /* when the direction went to TCP in the map (ms, wraps) */
+	__u32 snd_mark; /* snd_nxt when it left the map (with copied_mark) */
 	__u64 progress_ns; /* when the peer was last seen taking bytes */
 	__u64 send_ns; /* when this socket last sent */
 	__u64 peer; /* kernel address of the peer's struct sock */
@@ -198,7 +197,6 @@ enum ll_leave_why {
 	LL_WHY_LAG, /* the reader fell behind */
 	LL_WHY_SMALL, /* small writes outran the reader */
 	LL_WHY_RCVLOWAT, /* the reader set SO_RCVLOWAT */
-	LL_WHY_ORDER, /* TCP bytes stayed unread after a return */
 	LL_WHY_BLOCKING, /* a reader read blocking: never back */
 };
 
@@ -474,15 +472,6 @@ static inline bool ll_drained(const struct ll_seqs *from, const struct ll_seqs *
 	       to->copied_seq == to->rcv_nxt;
 }
 
-/* A direction on TCP in the map after a re-entry waits for ll_drained() at
- * most reader_idle_ns before its pair leaves again (LL_CNT_LEAVE_ORDER): in
- * the map every send pays tcp_bpf_sendmsg()'s copy, and TCP bytes there are
- * invisible to FIONREAD (tcp_bpf_ioctl() counts ingress_msg). A stream
- * whose reader keeps up drains within that. */
-static inline bool ll_order_gave_up(__u32 now_ms, __u32 since_ms, __u64 idle_ns)
-{
-	return (__u64)(__u32)(now_ms - since_ms) * 1000000 > idle_ns;
-}
 
 /* Re-entry backoff: LL_REENTER_MAX_SHIFT doublings at most (10 ms -> 1.28
  * s with the defaults). A socket that stayed in the map at least twice as
@@ -541,18 +530,35 @@ enum ll_reenter {
  *   the map counts redirected bytes only);
  * - a pair that left at its first bytes, before its readers were seen
  *   (@why LL_WHY_UNKNOWN, @cycles 0: every new connection of a program
- *   that does not read before its peer writes), needs nothing more;
- * - any other @quiet too, ll_drained() both ways (the reason it left is
- *   gone: the writer paused or the reader caught up; and no TCP byte is on
- *   its way to a socket that would be in the map before its writer), and
- *   at least ll_reenter_wait() since it left: a connection that keeps
- *   leaving is put back less and less often.
+ *   that does not read before its peer writes), comes back at once unless
+ *   this socket is the reader of a stream (@streaming: it read more than
+ *   LL_STREAM_BYTES since it left). A writer still sending on TCP once
+ *   its reader is back in keeps its direction on TCP until the reader has
+ *   read all of it (the ordering rule), and meanwhile the reader's FIONREAD
+ *   misses those bytes: an nginx-style reader stalled there (llprobe
+ *   epoll-et-nginx, 1 run in 3 with only its own queue drained, 1 in 10
+ *   with the connection quiet too: a send whose verdict ran just before
+ *   the insert). So a stream's reader goes in only after its writer
+ *   (@writer_idle: the peer is back in the map and no send of it is in
+ *   progress, its psock holding only its map link's reference: its next
+ *   verdict sees this socket in the map) and with @quiet, ll_drained()
+ *   both ways. Both ends of a duplex stream are readers of one (@duplex:
+ *   this end also sent more than LL_STREAM_BYTES since it left): the
+ *   client end (@active) goes first with @quiet, the server end after it;
+ * - any other also @quiet, and at least ll_reenter_wait() since it left: a
+ *   connection that keeps leaving is put back less and less often;
+ * - one that left for a lagging reader or a small-write stream also
+ *   @paused: neither end sent for reader_idle_ns (ll_paused()). A stream
+ *   is quiet for an instant whenever its reader catches up, but its reason
+ *   is gone only when the writer stops (writes cannot be seen out of the
+ *   map, so "large writes again" shows as a pause, or never).
  * Each direction redirects again at the first send that finds it
  * ll_drained() (both ends go in with LL_SK_TCP_USED).
  */
 /* Always inlined: a BPF function call takes at most five arguments. */
 static inline __attribute__((always_inline)) enum ll_reenter
 ll_reenter_verdict(__u32 own_reader, __u32 peer_reader, __u32 why, bool rx_drained, bool quiet,
+		   bool streaming, bool writer_idle, bool duplex, bool active, bool paused,
 		   bool lowat, __u64 since_ns, __u64 min_ns, __u32 cycles)
 {
 	if ((own_reader | peer_reader) & LL_READER_UNSAFE || why == LL_WHY_BLOCKING)
@@ -561,10 +567,26 @@ ll_reenter_verdict(__u32 own_reader, __u32 peer_reader, __u32 why, bool rx_drain
 	    !rx_drained)
 		return LL_REENTER_LATER;
 	if (why == LL_WHY_UNKNOWN && !cycles)
-		return LL_REENTER_NOW;
+		return !streaming || (quiet && (writer_idle || (duplex && active))) ?
+			       LL_REENTER_NOW :
+			       LL_REENTER_LATER;
 	if (!quiet || since_ns < ll_reenter_wait(min_ns, cycles))
 		return LL_REENTER_LATER;
+	if ((why == LL_WHY_LAG || why == LL_WHY_SMALL) && !paused)
+		return LL_REENTER_LATER;
 	return LL_REENTER_NOW;
+}
+
+/* Bytes read since it left beyond which a socket is a stream's reader. */
+#define LL_STREAM_BYTES (256U << 10)
+
+/* Neither end transmitted a segment for @idle_ns (the departure times of
+ * their last ones, tcp_sock.tcp_wstamp_ns; may lie ahead of @now_ns when
+ * paced). */
+static inline bool ll_paused(__u64 now_ns, __u64 own_sent_ns, __u64 peer_sent_ns, __u64 idle_ns)
+{
+	return (__s64)(now_ns - own_sent_ns) >= (__s64)idle_ns &&
+	       (__s64)(now_ns - peer_sent_ns) >= (__s64)idle_ns;
 }
 
 #endif /* LOOPLESS_H */

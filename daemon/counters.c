@@ -97,8 +97,7 @@ const struct stat_def stat_defs[STAT_NR] = {
 				    "may be put back: reason=reader_unknown, bytes came before the "
 				    "reader was seen reading; reason=lag, its queue was over the "
 				    "limit; reason=small_writes, small writes outran the reader; "
-				    "reason=rcvlowat, the reader set SO_RCVLOWAT; reason=order, TCP "
-				    "bytes stayed unread after a return." },
+				    "reason=rcvlowat, the reader set SO_RCVLOWAT." },
 	[LL_CNT_LEAVE_WAITALL] = { "leaves_waitall", "loopless_leaves_total", "reason=\"waitall\"",
 				   STAT_COUNTER, NULL },
 	[LL_CNT_LEAVE_UNKNOWN] = { "leaves_reader_unknown", "loopless_leaves_total",
@@ -109,8 +108,6 @@ const struct stat_def stat_defs[STAT_NR] = {
 				 "reason=\"small_writes\"", STAT_COUNTER, NULL },
 	[LL_CNT_LEAVE_RCVLOWAT] = { "leaves_rcvlowat", "loopless_leaves_total",
 				    "reason=\"rcvlowat\"", STAT_COUNTER, NULL },
-	[LL_CNT_LEAVE_ORDER] = { "leaves_order", "loopless_leaves_total", "reason=\"order\"",
-				 STAT_COUNTER, NULL },
 	[LL_CNT_REENTERED] = { "reentered", "loopless_reentered_sockets_total", NULL,
 			       STAT_COUNTER,
 			       "Sockets put back into the sockhash after their pair left it because "

@@ -61,6 +61,7 @@ struct daemon {
 	int64_t reap_at, reenter_at;
 	int reap_ms, reenter_ms;
 	int reenter_scans; /* since something last left */
+	int reap_tries; /* since nothing waited */
 };
 
 static void served_cgroups(struct daemon *d, const struct cgroup_target *cg, int n)
@@ -654,10 +655,14 @@ static int backoff(int ms, int lo, int hi)
 	return ms <= 0 ? lo : ms >= hi / 2 ? hi : ms * 2;
 }
 
+/* Fast retries of ll_reap and ll_reenter after a leave (1 ms apart). */
+#define REENTER_FAST_SCANS 16
+
 /* Leaving pairs: run ll_reap now; while some still wait for their reader to
- * drain, again shortly (1 ms doubling up to 100 ms: a leaving direction
- * pays the sk_msg path until it is out). Sockets that left may come back:
- * arm the re-entry timer. */
+ * drain, again every millisecond REENTER_FAST_SCANS times (a leaving
+ * direction pays the sk_msg path until it is out: a small-write stream at
+ * a third of its speed), then less often (doubling up to 100 ms: a reader
+ * asleep). Sockets that left may come back: arm the re-entry timer. */
 static void reap(struct daemon *d)
 {
 	unsigned int pending;
@@ -666,11 +671,12 @@ static void reap(struct daemon *d)
 	if (err)
 		log_warn("cannot take leaving sockets out of the map: %s", strerror(-err));
 	if (err || pending) {
-		d->reap_ms = backoff(d->reap_ms, 1, 100);
+		d->reap_ms = ++d->reap_tries < REENTER_FAST_SCANS ? 1 : backoff(d->reap_ms, 1, 100);
 		d->reap_at = now_ms() + d->reap_ms;
 	} else {
 		d->reap_ms = 0;
 		d->reap_at = 0;
+		d->reap_tries = 0;
 	}
 	/* A re-entry undone does not restart the fast scans: a streaming
 	 * pair would be put in and taken out every millisecond for good. */
@@ -688,7 +694,6 @@ static void reap(struct daemon *d)
  * again: every millisecond REENTER_FAST_SCANS times (a streaming pair is
  * caught with its queues drained within a few), then less and less often
  * (doubling up to once a second) until something new leaves. */
-#define REENTER_FAST_SCANS 16
 
 static void reenter(struct daemon *d)
 {

@@ -1302,7 +1302,7 @@ t_path_switching() {
 		"$CG" >"$TMP/conf"
 	start_daemon --config "$TMP/conf"
 	st0=$(stat_json)
-	out=$(pair_checked "$NS" "$CG" --connect 127.0.0.1 --bytes 64M --chunk 32K --rate 32M --rcvbuf 64K \
+	out=$(pair_checked "$NS" "$CG" --connect 127.0.0.1 --bytes 64M --chunk 1M --rate 32M --rcvbuf 64K \
 		--reader-stall 1M:20)
 	st1=$(stat_json)
 	d() { echo $(($(jq -r ".$1" <<<"$st1") - $(jq -r ".$1" <<<"$st0"))); }

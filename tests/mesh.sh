@@ -195,7 +195,7 @@ mesh_compare() {
 	pct=$(awk -v r="$red" -v t="$MESH_LOCAL_BYTES" \
 		'BEGIN { printf "%.1f", t ? 100 * r / t : 0 }')
 	# Why bytes took TCP, when some did: the datapath's path switches.
-	fb=$(jq -nr --argjson a "$st0" --argjson b "$st1" '[ "fallbacks", "fallbacks_small", "leaves_reader_unknown", "leaves_lag", "leaves_small_writes", "leaves_order", "sockets_left", "reentered", "never_back_splice", "tcp_reader_unknown", "tcp_pinned",
+	fb=$(jq -nr --argjson a "$st0" --argjson b "$st1" '[ "fallbacks", "fallbacks_small", "leaves_reader_unknown", "leaves_lag", "leaves_small_writes", "sockets_left", "reentered", "never_back_splice", "tcp_reader_unknown", "tcp_pinned",
 		"fallbacks_rcvlowat", "returns" ] | map("\(.) \(($b[.] // 0) - ($a[.] // 0))") | join(", ")')
 	log "row $row: local-hop bytes $MESH_LOCAL_BYTES, redirected $red ($pct %)," \
 		"lo rx pod A plain ${plain[A]} loopless ${ll[A]}," \

@@ -483,11 +483,12 @@ t_reader_go_proxy() {
 		both) [ "$red" -ge $((2 * min)) ] ||
 			differ "revproxy both hops: only $red bytes redirected (expected >= $((2 * min)))" ;;
 		# curl -> proxy: each curl's connection starts on TCP (its first
-		# request comes before the proxy reads) and a 16 MiB download
-		# returns to redirection only when it drains between two writes:
-		# measured 20-96 MiB of the 320.
-		hop1) [ "$red" -ge $((2 * (16 << 20))) ] ||
-			differ "revproxy hop1: only $red bytes redirected (expected >= $((2 * (16 << 20))))" ;;
+		# request comes before the proxy reads), comes back between
+		# requests, and a 16 MiB download whose reader falls behind
+		# leaves again until the writer pauses: measured 20-96 MiB of
+		# the 320. Still redirected, not mostly.
+		hop1) [ "$red" -ge $((1 << 20)) ] ||
+			differ "revproxy hop1: only $red bytes redirected (expected >= $((1 << 20)))" ;;
 		*) [ "$red" -ge "$min" ] ||
 			differ "revproxy $cfg: only $red bytes redirected (expected >= $min)" ;;
 		esac

@@ -324,41 +324,55 @@ static void test_reenter(void **state)
 	const __u64 ms = 1000 * 1000, min = 10 * ms;
 	static const struct {
 		__u32 own, peer, why;
-		bool rx_drained, quiet, lowat;
+		bool rx_drained, quiet, streaming, writer_idle, duplex, active, paused, lowat;
 		__u64 since_ms;
 		__u32 cycles;
 		enum ll_reenter want;
 	} cases[] = {
-		{ S | L, S | L, LL_WHY_LAG, true, true, false, 10, 0, LL_REENTER_NOW },
-		{ S, S, LL_WHY_SMALL, true, true, false, 10, 0, LL_REENTER_NOW },
-		{ S | L, L, LL_WHY_LAG, true, true, false, 10, 0, LL_REENTER_LATER }, /* peer unseen */
-		{ L, S | L, LL_WHY_UNKNOWN, true, true, false, 10, 0, LL_REENTER_LATER },
-		{ S | U | L, S | L, LL_WHY_LAG, true, true, false, 10, 0, LL_REENTER_NEVER },
-		{ S | L, U | L, LL_WHY_LAG, true, true, false, 999, 0, LL_REENTER_NEVER },
-		{ S | L, S | L, LL_WHY_BLOCKING, true, true, false, 999, 0, LL_REENTER_NEVER },
-		{ S | L, S | L, LL_WHY_LAG, true, false, false, 10, 0, LL_REENTER_LATER }, /* moving */
-		{ S | L, S | L, LL_WHY_LAG, false, true, false, 10, 0, LL_REENTER_LATER }, /* unread */
-		{ S | L, S | L, LL_WHY_LAG, true, true, true, 10, 0, LL_REENTER_LATER }, /* RCVLOWAT */
-		{ S | L, S | L, LL_WHY_LAG, true, true, false, 9, 0, LL_REENTER_LATER }, /* too soon */
-		{ S | L, S | L, LL_WHY_ORDER, true, true, false, 39, 2, LL_REENTER_LATER }, /* 40 ms */
-		{ S | L, S | L, LL_WHY_ORDER, true, true, false, 40, 2, LL_REENTER_NOW },
-		{ S | L, S | L, LL_WHY_LAG, true, true, false, 1279, 50, LL_REENTER_LATER }, /* 1.28 s */
-		{ S | L, S | L, LL_WHY_LAG, true, true, false, 1280, 50, LL_REENTER_NOW },
+		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 10, 0, LL_REENTER_NOW },
+		{ S, S, LL_WHY_SMALL, true, true, false, true, false, false, true, false, 10, 0, LL_REENTER_NOW },
+		{ S | L, L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 10, 0, LL_REENTER_LATER }, /* peer unseen */
+		{ L, S | L, LL_WHY_UNKNOWN, true, true, false, true, false, false, true, false, 10, 0, LL_REENTER_LATER },
+		{ S | U | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 10, 0, LL_REENTER_NEVER },
+		{ S | L, U | L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 999, 0, LL_REENTER_NEVER },
+		{ S | L, S | L, LL_WHY_BLOCKING, true, true, false, true, false, false, true, false, 999, 0, LL_REENTER_NEVER },
+		{ S | L, S | L, LL_WHY_LAG, true, false, false, true, false, false, true, false, 10, 0, LL_REENTER_LATER }, /* moving */
+		{ S | L, S | L, LL_WHY_LAG, false, true, false, true, false, false, true, false, 10, 0, LL_REENTER_LATER }, /* unread */
+		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, true, 10, 0, LL_REENTER_LATER }, /* RCVLOWAT */
+		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 9, 0, LL_REENTER_LATER }, /* too soon */
+		{ S | L, S | L, LL_WHY_RCVLOWAT, true, true, false, true, false, false, true, false, 39, 2, LL_REENTER_LATER }, /* 40 ms */
+		{ S | L, S | L, LL_WHY_RCVLOWAT, true, true, false, true, false, false, true, false, 40, 2, LL_REENTER_NOW },
+		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 1279, 50, LL_REENTER_LATER }, /* 1.28 s */
+		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 1280, 50, LL_REENTER_NOW },
+		/* A lagging reader or small writes: only once both writers paused. */
+		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, false, false, 10, 0, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_SMALL, true, true, false, true, false, false, false, false, 10, 0, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_RCVLOWAT, true, true, false, true, false, false, false, false, 10, 0, LL_REENTER_NOW },
 		/* Left at its first bytes: back at once, busy or not ... */
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, false, false, 0, 0, LL_REENTER_NOW },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, false, false, true, false, false, true, false, 0, 0, LL_REENTER_NOW },
+		/* ... but a stream's reader only after its writer, quiet ... */
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, false, true, true, false, false, true, false, 0, 0, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, false, false, false, true, false, 0, 0, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, true, false, false, true, false, 0, 0, LL_REENTER_NOW },
+		/* ... or, in a duplex stream, as the client end, quiet. */
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, false, true, true, true, false, 0, 0, LL_REENTER_NOW },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, false, true, false, true, false, 0, 0, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, false, true, false, true, true, true, false, 0, 0, LL_REENTER_LATER },
 		/* ... but not with TCP bytes in its own receive queue ... */
-		{ S | L, S | L, LL_WHY_UNKNOWN, false, true, false, 0, 0, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_UNKNOWN, false, true, false, true, false, false, true, false, 0, 0, LL_REENTER_LATER },
 		/* ... nor with SO_RCVLOWAT; a second cycle waits as any other. */
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, 0, 0, LL_REENTER_LATER },
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, false, 5, 1, LL_REENTER_LATER },
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, false, 20, 1, LL_REENTER_NOW },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, false, true, false, false, true, true, 0, 0, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, false, true, false, false, true, false, 5, 1, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, false, true, false, false, true, false, 20, 1, LL_REENTER_NOW },
 	};
 	size_t i;
 
 	(void)state;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		if (ll_reenter_verdict(cases[i].own, cases[i].peer, cases[i].why,
-				       cases[i].rx_drained, cases[i].quiet, cases[i].lowat,
+				       cases[i].rx_drained, cases[i].quiet, cases[i].streaming,
+				       cases[i].writer_idle, cases[i].duplex, cases[i].active,
+				       cases[i].paused, cases[i].lowat,
 				       cases[i].since_ms * ms, min, cases[i].cycles) != cases[i].want)
 			fail_msg("case %zu: expected %d", i, cases[i].want);
 	/* A stay of a second or more, or twice the time out before, forgets
@@ -371,16 +385,16 @@ static void test_reenter(void **state)
 	assert_int_equal(ll_reenter_wait(min, 3), 8 * min);
 }
 
-/* A direction waiting on TCP in the map gives up after reader_idle_ns. */
-static void test_order_gave_up(void **state)
+/* Both ends silent for the given time; a departure time in the future
+ * (pacing) is not silence. */
+static void test_paused(void **state)
 {
-	const __u64 idle = 20ULL * 1000 * 1000;
-
 	(void)state;
-	assert_false(ll_order_gave_up(1020, 1000, idle));
-	assert_true(ll_order_gave_up(1021, 1000, idle));
-	assert_false(ll_order_gave_up(5, 0xfffffff5, idle)); /* 16 ms across the wrap */
-	assert_true(ll_order_gave_up(15, 0xfffffff5, idle));
+	assert_true(ll_paused(1010, 1000, 1000, 10));
+	assert_false(ll_paused(1010, 1001, 1000, 10)); /* this end sent 9 ago */
+	assert_false(ll_paused(1010, 1000, 1005, 10)); /* the peer sent */
+	assert_false(ll_paused(1010, 1020, 900, 10)); /* paced: leaves later */
+	assert_true(ll_paused(1010, 0, 0, 10)); /* never sent */
 }
 
 /* Bytes consumed beyond what recvmsg reported: a splicer. */
@@ -414,7 +428,7 @@ int main(void)
 		cmocka_unit_test(test_drained),
 		cmocka_unit_test(test_reenter),
 		cmocka_unit_test(test_read_by_recv),
-		cmocka_unit_test(test_order_gave_up),
+		cmocka_unit_test(test_paused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
