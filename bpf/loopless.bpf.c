@@ -360,9 +360,8 @@ static __always_inline void leave_pair(struct ll_sk_state *st, enum ll_leave_why
 	if (ref && ref->cookie == st->cookie) {
 		ref->leave_ns = now;
 		ref->why = why;
-		__sync_fetch_and_or(&ref->reader,
-				    (why == LL_WHY_BLOCKING ? LL_READER_UNSAFE : 0) |
-					    LL_READER_LEAVING);
+		__sync_fetch_and_or(&ref->reader, (why == LL_WHY_BLOCKING ? LL_READER_UNSAFE : 0) |
+							  LL_READER_LEAVING);
 	}
 	ll_key_mirror(&peer, &st->key);
 	ref = bpf_map_lookup_elem(&peers, &peer);
@@ -1022,7 +1021,6 @@ static __always_inline void undo_peer(struct ll_sock_ref *pref, __u64 now)
 	bpf_ringbuf_output(&leave_events, &undo, sizeof(undo), 0);
 }
 
-
 SEC("iter/tcp")
 int ll_reenter(struct bpf_iter__tcp *ctx)
 {
@@ -1089,16 +1087,14 @@ int ll_reenter(struct bpf_iter__tcp *ctx)
 		__sync_fetch_and_and(&st->flags, ~LL_SK_SPLICE_SUSPECT);
 		/* tcp_wstamp_ns: when its last segment left (tcp_clock_ns(),
 		 * the clock of bpf_ktime_get_ns()); ACKs count. */
-		paused = ll_paused(now, tp->tcp_wstamp_ns, ptp->tcp_wstamp_ns,
-				   cfg->reader_idle_ns);
-		verdict = ll_reenter_verdict(ref->reader, pref->reader, ref->why,
-					     a.copied_seq == a.rcv_nxt, quiet,
-					     a.copied_seq - st->copied_mark > LL_STREAM_BYTES,
-					     !(pref->reader & LL_READER_LEAVING) &&
-						     psock_refs(pref->sk, pref->cookie) == 1,
-					     tp->snd_nxt - st->snd_mark > LL_STREAM_BYTES,
-					     st->flags & LL_SK_ACTIVE, paused, lowat, now - st->moved_ns,
-					     cfg->reenter_min_ns, st->cycles);
+		paused = ll_paused(now, tp->tcp_wstamp_ns, ptp->tcp_wstamp_ns, cfg->reader_idle_ns);
+		verdict = ll_reenter_verdict(
+			ref->reader, pref->reader, ref->why, a.copied_seq == a.rcv_nxt, quiet,
+			a.copied_seq - st->copied_mark > LL_STREAM_BYTES,
+			!(pref->reader & LL_READER_LEAVING) &&
+				psock_refs(pref->sk, pref->cookie) == 1,
+			tp->snd_nxt - st->snd_mark > LL_STREAM_BYTES, st->flags & LL_SK_ACTIVE,
+			paused, lowat, now - st->moved_ns, cfg->reenter_min_ns, st->cycles);
 	}
 	if (verdict == LL_REENTER_NEVER)
 		goto never;
@@ -1120,7 +1116,7 @@ int ll_reenter(struct bpf_iter__tcp *ctx)
 	__sync_fetch_and_and(&st->flags, ~LL_SK_LEFT);
 	st->cycles++;
 	st->out_us = (now - st->moved_ns) / 1000 > 0xffffffffULL ? 0xffffffff :
-							      (now - st->moved_ns) / 1000;
+								   (now - st->moved_ns) / 1000;
 	st->moved_ns = now;
 	__sync_fetch_and_and(&ref->reader, ~LL_READER_LEAVING);
 	count(LL_CNT_REENTERED, 1);

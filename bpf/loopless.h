@@ -472,7 +472,6 @@ static inline bool ll_drained(const struct ll_seqs *from, const struct ll_seqs *
 	       to->copied_seq == to->rcv_nxt;
 }
 
-
 /* Re-entry backoff: LL_REENTER_MAX_SHIFT doublings at most (10 ms -> 1.28
  * s with the defaults). A socket that stayed in the map at least twice as
  * long as it had been out before (the return paid off: a reader that falls

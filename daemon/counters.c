@@ -108,8 +108,7 @@ const struct stat_def stat_defs[STAT_NR] = {
 				 "reason=\"small_writes\"", STAT_COUNTER, NULL },
 	[LL_CNT_LEAVE_RCVLOWAT] = { "leaves_rcvlowat", "loopless_leaves_total",
 				    "reason=\"rcvlowat\"", STAT_COUNTER, NULL },
-	[LL_CNT_REENTERED] = { "reentered", "loopless_reentered_sockets_total", NULL,
-			       STAT_COUNTER,
+	[LL_CNT_REENTERED] = { "reentered", "loopless_reentered_sockets_total", NULL, STAT_COUNTER,
 			       "Sockets put back into the sockhash after their pair left it because "
 			       "a direction took TCP, once the reason was gone (both readers "
 			       "non-blocking, nothing unread on TCP)." },

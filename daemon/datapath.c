@@ -334,8 +334,7 @@ int datapath_load(struct datapath *dp, const char *pin_dir, uint32_t max_sockets
 		log_error("cannot attach the recvmsg tracepoint program: %s", strerror(-err));
 		goto fail;
 	}
-	dp->leaves =
-		ring_buffer__new(bpf_map__fd(skel->maps.leave_events), leave_event, dp, NULL);
+	dp->leaves = ring_buffer__new(bpf_map__fd(skel->maps.leave_events), leave_event, dp, NULL);
 	if (!dp->leaves) {
 		err = -errno;
 		log_error("cannot read the leave events: %s", strerror(-err));

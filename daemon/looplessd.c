@@ -69,7 +69,8 @@ static void served_cgroups(struct daemon *d, const struct cgroup_target *cg, int
 	int i;
 
 	for (i = 0; i < n; i++) {
-		memcpy(d->cg_paths[i], cg[i].path, sizeof(d->cg_paths[i])); /* both NUL-terminated PATH_MAX */
+		memcpy(d->cg_paths[i], cg[i].path,
+		       sizeof(d->cg_paths[i])); /* both NUL-terminated PATH_MAX */
 		d->cg[i] = d->cg_paths[i];
 	}
 	d->n_cg = n;
@@ -736,9 +737,9 @@ static int event_loop(struct daemon *d, int sfd)
 			{ .fd = datapath_leave_fd(&d->dp), .events = POLLIN },
 		};
 		int64_t now = now_ms();
-		int timeout = min_timeout(d->metrics ? metrics_timeout_ms(d->metrics) : -1,
-					  min_timeout(until(d->reap_at, now),
-						      until(d->reenter_at, now)));
+		int timeout =
+			min_timeout(d->metrics ? metrics_timeout_ms(d->metrics) : -1,
+				    min_timeout(until(d->reap_at, now), until(d->reenter_at, now)));
 		int ready;
 		ssize_t n;
 

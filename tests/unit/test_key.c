@@ -329,41 +329,70 @@ static void test_reenter(void **state)
 		__u32 cycles;
 		enum ll_reenter want;
 	} cases[] = {
-		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 10, 0, LL_REENTER_NOW },
-		{ S, S, LL_WHY_SMALL, true, true, false, true, false, false, true, false, 10, 0, LL_REENTER_NOW },
-		{ S | L, L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 10, 0, LL_REENTER_LATER }, /* peer unseen */
-		{ L, S | L, LL_WHY_UNKNOWN, true, true, false, true, false, false, true, false, 10, 0, LL_REENTER_LATER },
-		{ S | U | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 10, 0, LL_REENTER_NEVER },
-		{ S | L, U | L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 999, 0, LL_REENTER_NEVER },
-		{ S | L, S | L, LL_WHY_BLOCKING, true, true, false, true, false, false, true, false, 999, 0, LL_REENTER_NEVER },
-		{ S | L, S | L, LL_WHY_LAG, true, false, false, true, false, false, true, false, 10, 0, LL_REENTER_LATER }, /* moving */
-		{ S | L, S | L, LL_WHY_LAG, false, true, false, true, false, false, true, false, 10, 0, LL_REENTER_LATER }, /* unread */
-		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, true, 10, 0, LL_REENTER_LATER }, /* RCVLOWAT */
-		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 9, 0, LL_REENTER_LATER }, /* too soon */
-		{ S | L, S | L, LL_WHY_RCVLOWAT, true, true, false, true, false, false, true, false, 39, 2, LL_REENTER_LATER }, /* 40 ms */
-		{ S | L, S | L, LL_WHY_RCVLOWAT, true, true, false, true, false, false, true, false, 40, 2, LL_REENTER_NOW },
-		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 1279, 50, LL_REENTER_LATER }, /* 1.28 s */
-		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 1280, 50, LL_REENTER_NOW },
+		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 10,
+		  0, LL_REENTER_NOW },
+		{ S, S, LL_WHY_SMALL, true, true, false, true, false, false, true, false, 10, 0,
+		  LL_REENTER_NOW },
+		{ S | L, L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 10, 0,
+		  LL_REENTER_LATER }, /* peer unseen */
+		{ L, S | L, LL_WHY_UNKNOWN, true, true, false, true, false, false, true, false, 10,
+		  0, LL_REENTER_LATER },
+		{ S | U | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, false,
+		  10, 0, LL_REENTER_NEVER },
+		{ S | L, U | L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 999,
+		  0, LL_REENTER_NEVER },
+		{ S | L, S | L, LL_WHY_BLOCKING, true, true, false, true, false, false, true, false,
+		  999, 0, LL_REENTER_NEVER },
+		{ S | L, S | L, LL_WHY_LAG, true, false, false, true, false, false, true, false, 10,
+		  0, LL_REENTER_LATER }, /* moving */
+		{ S | L, S | L, LL_WHY_LAG, false, true, false, true, false, false, true, false, 10,
+		  0, LL_REENTER_LATER }, /* unread */
+		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, true, 10,
+		  0, LL_REENTER_LATER }, /* RCVLOWAT */
+		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 9,
+		  0, LL_REENTER_LATER }, /* too soon */
+		{ S | L, S | L, LL_WHY_RCVLOWAT, true, true, false, true, false, false, true, false,
+		  39, 2, LL_REENTER_LATER }, /* 40 ms */
+		{ S | L, S | L, LL_WHY_RCVLOWAT, true, true, false, true, false, false, true, false,
+		  40, 2, LL_REENTER_NOW },
+		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, false,
+		  1279, 50, LL_REENTER_LATER }, /* 1.28 s */
+		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, false,
+		  1280, 50, LL_REENTER_NOW },
 		/* A lagging reader or small writes: only once both writers paused. */
-		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, false, false, 10, 0, LL_REENTER_LATER },
-		{ S | L, S | L, LL_WHY_SMALL, true, true, false, true, false, false, false, false, 10, 0, LL_REENTER_LATER },
-		{ S | L, S | L, LL_WHY_RCVLOWAT, true, true, false, true, false, false, false, false, 10, 0, LL_REENTER_NOW },
+		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, false, false, 10,
+		  0, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_SMALL, true, true, false, true, false, false, false, false,
+		  10, 0, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_RCVLOWAT, true, true, false, true, false, false, false,
+		  false, 10, 0, LL_REENTER_NOW },
 		/* Left at its first bytes: back at once, busy or not ... */
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, false, false, true, false, false, true, false, 0, 0, LL_REENTER_NOW },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, false, false, true, false, false, true, false,
+		  0, 0, LL_REENTER_NOW },
 		/* ... but a stream's reader only after its writer, quiet ... */
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, false, true, true, false, false, true, false, 0, 0, LL_REENTER_LATER },
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, false, false, false, true, false, 0, 0, LL_REENTER_LATER },
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, true, false, false, true, false, 0, 0, LL_REENTER_NOW },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, false, true, true, false, false, true, false,
+		  0, 0, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, false, false, false, true, false,
+		  0, 0, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, true, false, false, true, false,
+		  0, 0, LL_REENTER_NOW },
 		/* ... or, in a duplex stream, as the client end, quiet. */
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, false, true, true, true, false, 0, 0, LL_REENTER_NOW },
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, false, true, false, true, false, 0, 0, LL_REENTER_LATER },
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, false, true, false, true, true, true, false, 0, 0, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, false, true, true, true, false, 0,
+		  0, LL_REENTER_NOW },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, false, true, false, true, false,
+		  0, 0, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, false, true, false, true, true, true, false,
+		  0, 0, LL_REENTER_LATER },
 		/* ... but not with TCP bytes in its own receive queue ... */
-		{ S | L, S | L, LL_WHY_UNKNOWN, false, true, false, true, false, false, true, false, 0, 0, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_UNKNOWN, false, true, false, true, false, false, true, false,
+		  0, 0, LL_REENTER_LATER },
 		/* ... nor with SO_RCVLOWAT; a second cycle waits as any other. */
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, false, true, false, false, true, true, 0, 0, LL_REENTER_LATER },
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, false, true, false, false, true, false, 5, 1, LL_REENTER_LATER },
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, false, true, false, false, true, false, 20, 1, LL_REENTER_NOW },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, false, true, false, false, true, true,
+		  0, 0, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, false, true, false, false, true, false,
+		  5, 1, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, false, true, false, false, true, false,
+		  20, 1, LL_REENTER_NOW },
 	};
 	size_t i;
 
@@ -372,8 +401,8 @@ static void test_reenter(void **state)
 		if (ll_reenter_verdict(cases[i].own, cases[i].peer, cases[i].why,
 				       cases[i].rx_drained, cases[i].quiet, cases[i].streaming,
 				       cases[i].writer_idle, cases[i].duplex, cases[i].active,
-				       cases[i].paused, cases[i].lowat,
-				       cases[i].since_ms * ms, min, cases[i].cycles) != cases[i].want)
+				       cases[i].paused, cases[i].lowat, cases[i].since_ms * ms, min,
+				       cases[i].cycles) != cases[i].want)
 			fail_msg("case %zu: expected %d", i, cases[i].want);
 	/* A stay of a second or more, or twice the time out before, forgets
 	 * the cycles. */
