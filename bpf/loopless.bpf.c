@@ -1031,7 +1031,7 @@ int ll_reenter(struct bpf_iter__tcp *ctx)
 	struct ll_sk_state *st;
 	struct ll_config *cfg;
 	struct sock *sk, *psk;
-	__u32 zero = 0, one = 1;
+	__u32 zero = 0, one = LL_REAP_WAITING;
 	enum ll_reenter verdict;
 	struct ll_key pk;
 	bool quiet, paused, lowat;

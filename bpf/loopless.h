@@ -224,7 +224,8 @@ enum ll_event {
 	LL_EVENT_UNDO = 2, /* a re-entry was undone: its peer could not follow */
 };
 
-/* Records of ll_reap, one per leaving socket. */
+/* Records of ll_reap (one per leaving socket) and ll_reenter (one per
+ * socket still waiting to go back in). */
 enum ll_reap_rec {
 	LL_REAP_WAITING = 1, /* still has unread redirected bytes, or may get some */
 	LL_REAP_LEFT = 2, /* taken out of the map now */

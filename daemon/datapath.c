@@ -404,13 +404,35 @@ int datapath_leave_fd(const struct datapath *dp)
 	return dp->leaves ? ring_buffer__epoll_fd(dp->leaves) : -1;
 }
 
+/* Read an iterator's 4-byte records to the end: *waiting += those saying a
+ * socket still waits (LL_REAP_WAITING), *left = any saying one left the map
+ * (LL_REAP_LEFT). */
+static int iter_tally(int fd, unsigned int *waiting, bool *left)
+{
+	__u32 rec[64];
+	ssize_t r, k;
+
+	*left = false;
+	while ((r = read(fd, rec, sizeof(rec))) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		for (k = 0; k < r / (ssize_t)sizeof(rec[0]); k++) {
+			if (rec[k] == LL_REAP_LEFT)
+				*left = true;
+			else
+				(*waiting)++;
+		}
+	}
+	return 0;
+}
+
 int datapath_reap(struct datapath *dp, unsigned int *pending)
 {
 	struct bpf_link *link;
-	__u32 rec[64];
-	int iter_fd, err = 0;
-	size_t k;
-	ssize_t r;
+	int iter_fd, err;
+	bool left;
 
 	*pending = 0;
 	dp->left = false;
@@ -419,20 +441,9 @@ int datapath_reap(struct datapath *dp, unsigned int *pending)
 	iter_fd = iter_open(dp->skel->progs.ll_reap, bpf_map__fd(dp->skel->maps.sock_hash), &link);
 	if (iter_fd < 0)
 		return iter_fd;
-	while ((r = read(iter_fd, rec, sizeof(rec))) != 0) {
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			err = -errno;
-			break;
-		}
-		for (k = 0; k < (size_t)r / sizeof(rec[0]); k++) {
-			if (rec[k] == LL_REAP_LEFT)
-				dp->left = true; /* a socket that may come back */
-			else
-				(*pending)++;
-		}
-	}
+	err = iter_tally(iter_fd, pending, &left);
+	if (left)
+		dp->left = true; /* sockets that may come back */
 	close(iter_fd);
 	bpf_link__destroy(link);
 	return err;
@@ -448,22 +459,13 @@ struct reenter_walk {
 static int reenter_netns(void *ctx)
 {
 	struct reenter_walk *w = ctx;
-	__u32 rec[64];
-	int fd, err = 0;
-	ssize_t r;
+	bool left; /* ll_reenter writes LL_REAP_WAITING records only */
+	int fd, err;
 
 	fd = bpf_iter_create(bpf_link__fd(w->link));
 	if (fd < 0)
 		return -errno;
-	while ((r = read(fd, rec, sizeof(rec))) != 0) {
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			err = -errno;
-			break;
-		}
-		w->pending += r / sizeof(rec[0]);
-	}
+	err = iter_tally(fd, &w->pending, &left);
 	close(fd);
 	return err;
 }
