@@ -974,7 +974,8 @@ int ll_reap(struct bpf_iter__sockmap *ctx)
 	struct ll_sock_ref *ref;
 	struct tcp_sock *tp;
 	struct ll_sk_state *st;
-	__u32 one = LL_REAP_WAITING, two = LL_REAP_LEFT;
+	__u32 rec = LL_REAP_WAITING;
+	bool undone;
 
 	if (!ctx->key || !sk)
 		return 0;
@@ -985,10 +986,13 @@ int ll_reap(struct bpf_iter__sockmap *ctx)
 	if (!ref || ref->cookie != st->cookie || !(ref->reader & LL_READER_LEAVING))
 		return 0;
 	tp = bpf_skc_to_tcp_sock(sk);
+	/* A re-entry undone gives looplessd nothing new to look for: taking
+	 * it for a leave restarted the fast scans, and a writer whose reader
+	 * could not follow went in and out every millisecond. */
+	undone = ref->reader & LL_READER_UNDONE;
 	if (tp && leave_if_ready(st, ref, (__u64)sk->sk_user_data & LL_SK_USER_DATA_PTRMASK, tp))
-		bpf_seq_write(ctx->meta->seq, &two, sizeof(two));
-	else
-		bpf_seq_write(ctx->meta->seq, &one, sizeof(one));
+		rec = undone ? LL_REAP_UNDONE : LL_REAP_LEFT;
+	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
 	return 0;
 }
 
@@ -1034,7 +1038,7 @@ int ll_reenter(struct bpf_iter__tcp *ctx)
 	__u32 zero = 0, one = LL_REAP_WAITING;
 	enum ll_reenter verdict;
 	struct ll_key pk;
-	bool quiet, paused, lowat;
+	bool quiet, lowat;
 	__u64 now;
 
 	if (!skc)
@@ -1085,16 +1089,17 @@ int ll_reenter(struct bpf_iter__tcp *ctx)
 		verdict = LL_REENTER_LATER;
 	} else {
 		__sync_fetch_and_and(&st->flags, ~LL_SK_SPLICE_SUSPECT);
-		/* tcp_wstamp_ns: when its last segment left (tcp_clock_ns(),
-		 * the clock of bpf_ktime_get_ns()); ACKs count. */
-		paused = ll_paused(now, tp->tcp_wstamp_ns, ptp->tcp_wstamp_ns, cfg->reader_idle_ns);
 		verdict = ll_reenter_verdict(
 			ref->reader, pref->reader, ref->why, a.copied_seq == a.rcv_nxt, quiet,
 			a.copied_seq - st->copied_mark > LL_STREAM_BYTES,
 			!(pref->reader & LL_READER_LEAVING) &&
 				psock_refs(pref->sk, pref->cookie) == 1,
 			tp->snd_nxt - st->snd_mark > LL_STREAM_BYTES, st->flags & LL_SK_ACTIVE,
-			paused, lowat, now - st->moved_ns, cfg->reenter_min_ns, st->cycles);
+			/* tcp_wstamp_ns: when its last segment left
+			 * (tcp_clock_ns(), bpf_ktime_get_ns()'s clock); ACKs
+			 * count. */
+			ll_paused(now, tp->tcp_wstamp_ns, ptp->tcp_wstamp_ns, cfg->reader_idle_ns),
+			lowat, now - st->moved_ns, cfg->reenter_min_ns, st->cycles);
 	}
 	if (verdict == LL_REENTER_NEVER)
 		goto never;

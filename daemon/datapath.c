@@ -406,7 +406,7 @@ int datapath_leave_fd(const struct datapath *dp)
 
 /* Read an iterator's 4-byte records to the end: *waiting += those saying a
  * socket still waits (LL_REAP_WAITING), *left = any saying one left the map
- * (LL_REAP_LEFT). */
+ * (LL_REAP_LEFT; not LL_REAP_UNDONE). */
 static int iter_tally(int fd, unsigned int *waiting, bool *left)
 {
 	__u32 rec[64];
@@ -421,7 +421,7 @@ static int iter_tally(int fd, unsigned int *waiting, bool *left)
 		for (k = 0; k < r / (ssize_t)sizeof(rec[0]); k++) {
 			if (rec[k] == LL_REAP_LEFT)
 				*left = true;
-			else
+			else if (rec[k] == LL_REAP_WAITING)
 				(*waiting)++;
 		}
 	}

@@ -657,7 +657,7 @@ static int backoff(int ms, int lo, int hi)
 }
 
 /* Fast retries of ll_reap and ll_reenter after a leave (1 ms apart). */
-#define REENTER_FAST_SCANS 16
+#define REENTER_FAST_SCANS 50
 
 /* Leaving pairs: run ll_reap now; while some still wait for their reader to
  * drain, again every millisecond REENTER_FAST_SCANS times (a leaving

@@ -1205,12 +1205,12 @@ t_bench_smoke() {
 	jq -e '[.samples[] | select(.mode == "mesh")] | all(.redirected_bytes == 0)' \
 		"$out-mesh/results.json" >/dev/null || die "mesh: bytes redirected in the plain mode"
 	# A sidecar reads only once bytes came, so each hop leaves the map at its
-	# first request and is back within milliseconds: of a 50 ms sample, a few
-	# dozen round trips take lo (plain: every one).
+	# first request and is back within milliseconds: of a 50 ms sample, some
+	# round trips take lo (measured 94-170 packets; plain: every one, ~1300).
 	jq -e '[.samples[] | select(.workload == "rr")] as $s
 		| ([$s[] | select(.mode == "mesh") | .lo_rx] | min) as $plain
 		| $s | all(.dev_rx > 0 and if .mode == "mesh" then .lo_rx > 100 and .lo_rx_b > 100
-		      else .lo_rx * 4 < $plain and .lo_rx_b * 4 < $plain end)' \
+		      else .lo_rx * 2 < $plain and .lo_rx_b * 2 < $plain end)' \
 		"$out-mesh/results.json" >/dev/null ||
 		die "mesh: lo packets of the pods do not prove the path"
 	grep -q '^## mesh' "$TMP/summary-mesh.txt" || die "mesh: summary lacks its section"

@@ -372,6 +372,36 @@ static void stream_fill(uint64_t seed, uint64_t off, uint8_t *buf, size_t len)
 	}
 }
 
+/*
+ * Which stream the bytes that arrived instead belong to, for the failure
+ * message: stream(seed) at another offset (reordered, duplicated or lost
+ * bytes) or a nearby seed (another connection's, or this one's other
+ * direction: the tests give each flow seeds a few apart). Finds the first
+ * whole 8-byte word of @got among the words of seeds @seed - 8 .. @seed + 8
+ * over [0, @limit); slow (seconds for 64 MiB), so only on a failure.
+ */
+static void whose_bytes(const uint8_t *got, size_t len, uint64_t seed, uint64_t limit, char *out,
+			size_t outlen)
+{
+	uint64_t s, k, v;
+	unsigned int j, b;
+
+	snprintf(out, outlen, "those bytes are of no stream with a seed within 8");
+	for (j = 0; j < 8 && j + 8 <= len; j++) {
+		for (v = 0, b = 0; b < 8; b++)
+			v |= (uint64_t)got[j + b] << (8 * b);
+		for (s = seed >= 8 ? seed - 8 : 0; s <= seed + 8; s++)
+			for (k = 0; k < limit / 8 + 1; k++)
+				if (stream_word(s, k) == v) {
+					snprintf(out, outlen,
+						 "those bytes are stream(seed %#" PRIx64
+						 ") from offset %" PRIu64,
+						 s, k * 8 - j);
+					return;
+				}
+	}
+}
+
 static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t len)
 {
 	while (len--) {
@@ -1493,11 +1523,15 @@ static void *reader_main(void *arg)
 				 w->name, off, w->total, w->total - off);
 		stream_fill(w->seed, off, want, n);
 		if (memcmp(buf, want, n)) {
+			char where[128];
+
 			i = first_diff(buf, want, n);
+			whose_bytes(buf + i, (size_t)n - i, w->seed, w->total, where,
+				    sizeof(where));
 			run_fail("%s: data mismatch at offset %" PRIu64
 				 ": expected 0x%02x got 0x%02x (seed %#" PRIx64
-				 ", in a %zd-byte read starting at offset %" PRIu64 ")",
-				 w->name, off + i, want[i], buf[i], w->seed, n, off);
+				 ", in a %zd-byte read starting at offset %" PRIu64 "); %s",
+				 w->name, off + i, want[i], buf[i], w->seed, n, off, where);
 		}
 		h = fnv1a(h, buf, n);
 		off += n;

@@ -480,8 +480,10 @@ t_reader_go_proxy() {
 		min=$((10 * (16 << 20)))
 		case $cfg in
 		plain) [ "$red" -eq 0 ] || die "plain TCP run redirected $red bytes" ;;
-		both) [ "$red" -ge $((2 * min)) ] ||
-			differ "revproxy both hops: only $red bytes redirected (expected >= $((2 * min)))" ;;
+		# Both hops: the proxy -> nginx hop mostly, curl -> proxy less
+		# (below); measured 330-420 MiB of the 640.
+		both) [ "$red" -ge $((3 * min / 2)) ] ||
+			differ "revproxy both hops: only $red bytes redirected (expected >= $((3 * min / 2)))" ;;
 		# curl -> proxy: each curl's connection starts on TCP (its first
 		# request comes before the proxy reads), comes back between
 		# requests, and a 16 MiB download whose reader falls behind

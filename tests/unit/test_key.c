@@ -329,69 +329,80 @@ static void test_reenter(void **state)
 		__u32 cycles;
 		enum ll_reenter want;
 	} cases[] = {
-		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 10,
-		  0, LL_REENTER_NOW },
-		{ S, S, LL_WHY_SMALL, true, true, false, true, false, false, true, false, 10, 0,
-		  LL_REENTER_NOW },
-		{ S | L, L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 10, 0,
-		  LL_REENTER_LATER }, /* peer unseen */
-		{ L, S | L, LL_WHY_UNKNOWN, true, true, false, true, false, false, true, false, 10,
-		  0, LL_REENTER_LATER },
-		{ S | U | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, false,
-		  10, 0, LL_REENTER_NEVER },
-		{ S | L, U | L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 999,
-		  0, LL_REENTER_NEVER },
-		{ S | L, S | L, LL_WHY_BLOCKING, true, true, false, true, false, false, true, false,
-		  999, 0, LL_REENTER_NEVER },
-		{ S | L, S | L, LL_WHY_LAG, true, false, false, true, false, false, true, false, 10,
-		  0, LL_REENTER_LATER }, /* moving */
-		{ S | L, S | L, LL_WHY_LAG, false, true, false, true, false, false, true, false, 10,
-		  0, LL_REENTER_LATER }, /* unread */
-		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, true, 10,
-		  0, LL_REENTER_LATER }, /* RCVLOWAT */
-		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, false, 9,
-		  0, LL_REENTER_LATER }, /* too soon */
-		{ S | L, S | L, LL_WHY_RCVLOWAT, true, true, false, true, false, false, true, false,
-		  39, 2, LL_REENTER_LATER }, /* 40 ms */
-		{ S | L, S | L, LL_WHY_RCVLOWAT, true, true, false, true, false, false, true, false,
-		  40, 2, LL_REENTER_NOW },
-		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, false,
-		  1279, 50, LL_REENTER_LATER }, /* 1.28 s */
-		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, true, false,
-		  1280, 50, LL_REENTER_NOW },
-		/* A lagging reader or small writes: only once both writers paused. */
 		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, false, false, 10,
+		  0, LL_REENTER_NOW },
+		{ S, S, LL_WHY_SMALL, true, true, false, true, false, false, false, false, 10, 0,
+		  LL_REENTER_NOW },
+		{ S | L, L, LL_WHY_LAG, true, true, false, true, false, false, false, false, 10, 0,
+		  LL_REENTER_LATER }, /* peer unseen */
+		{ L, S | L, LL_WHY_UNKNOWN, true, true, false, true, false, false, false, false, 10,
 		  0, LL_REENTER_LATER },
+		{ S | U | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, false, false,
+		  10, 0, LL_REENTER_NEVER },
+		{ S | L, U | L, LL_WHY_LAG, true, true, false, true, false, false, false, false,
+		  999, 0, LL_REENTER_NEVER },
+		{ S | L, S | L, LL_WHY_BLOCKING, true, true, false, true, false, false, false,
+		  false, 999, 0, LL_REENTER_NEVER },
+		{ S | L, S | L, LL_WHY_LAG, true, false, false, true, false, false, false, false,
+		  10, 0, LL_REENTER_LATER }, /* moving */
+		{ S | L, S | L, LL_WHY_LAG, false, true, false, true, false, false, false, false,
+		  10, 0, LL_REENTER_LATER }, /* unread */
+		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, false, true, 10,
+		  0, LL_REENTER_LATER }, /* RCVLOWAT */
+		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, false, false, 9,
+		  0, LL_REENTER_LATER }, /* too soon */
+		{ S | L, S | L, LL_WHY_RCVLOWAT, true, true, false, true, false, false, false,
+		  false, 39, 2, LL_REENTER_LATER }, /* 40 ms */
+		{ S | L, S | L, LL_WHY_RCVLOWAT, true, true, false, true, false, false, false,
+		  false, 40, 2, LL_REENTER_NOW },
+		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, false, false,
+		  1279, 50, LL_REENTER_LATER }, /* 1.28 s */
+		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, false, false,
+		  1280, 50, LL_REENTER_NOW },
+		/* A lagging reader once it caught up. */
+		{ S | L, S | L, LL_WHY_LAG, true, true, false, true, false, false, false, false, 10,
+		  0, LL_REENTER_NOW },
+		/* A stream's reader after any leave: only after its writer. */
+		{ S | L, S | L, LL_WHY_LAG, true, true, true, false, false, false, false, false, 10,
+		  0, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_LAG, true, true, true, true, false, false, false, false, 10,
+		  0, LL_REENTER_NOW },
+		/* Small writes and SO_RCVLOWAT the same, once quiet; small writes
+		 * after a second leave only once both writers paused. */
 		{ S | L, S | L, LL_WHY_SMALL, true, true, false, true, false, false, false, false,
-		  10, 0, LL_REENTER_LATER },
+		  40, 2, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_SMALL, true, true, false, true, false, false, true, false,
+		  40, 2, LL_REENTER_NOW },
+		{ S | L, S | L, LL_WHY_SMALL, true, true, false, true, false, false, false, false,
+		  10, 0, LL_REENTER_NOW },
 		{ S | L, S | L, LL_WHY_RCVLOWAT, true, true, false, true, false, false, false,
 		  false, 10, 0, LL_REENTER_NOW },
 		/* Left at its first bytes: back at once, busy or not ... */
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, false, false, true, false, false, true, false,
-		  0, 0, LL_REENTER_NOW },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, false, false, true, false, false, false,
+		  false, 0, 0, LL_REENTER_NOW },
 		/* ... but a stream's reader only after its writer, quiet ... */
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, false, true, true, false, false, true, false,
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, false, true, true, false, false, false, false,
 		  0, 0, LL_REENTER_LATER },
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, false, false, false, true, false,
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, false, false, false, false, false,
 		  0, 0, LL_REENTER_LATER },
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, true, false, false, true, false,
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, true, false, false, false, false,
 		  0, 0, LL_REENTER_NOW },
 		/* ... or, in a duplex stream, as the client end, quiet. */
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, false, true, true, true, false, 0,
-		  0, LL_REENTER_NOW },
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, false, true, false, true, false,
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, false, true, true, false, false,
+		  0, 0, LL_REENTER_NOW },
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, true, false, true, false, false, false,
 		  0, 0, LL_REENTER_LATER },
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, false, true, false, true, true, true, false,
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, false, true, false, true, true, false, false,
 		  0, 0, LL_REENTER_LATER },
 		/* ... but not with TCP bytes in its own receive queue ... */
-		{ S | L, S | L, LL_WHY_UNKNOWN, false, true, false, true, false, false, true, false,
-		  0, 0, LL_REENTER_LATER },
+		{ S | L, S | L, LL_WHY_UNKNOWN, false, true, false, true, false, false, false,
+		  false, 0, 0, LL_REENTER_LATER },
 		/* ... nor with SO_RCVLOWAT; a second cycle waits as any other. */
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, false, true, false, false, true, true,
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, false, true, false, false, false, true,
 		  0, 0, LL_REENTER_LATER },
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, false, true, false, false, true, false,
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, false, true, false, false, false, false,
 		  5, 1, LL_REENTER_LATER },
-		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, false, true, false, false, true, false,
+		{ S | L, S | L, LL_WHY_UNKNOWN, true, true, false, true, false, false, false, false,
 		  20, 1, LL_REENTER_NOW },
 	};
 	size_t i;
@@ -414,18 +425,6 @@ static void test_reenter(void **state)
 	assert_int_equal(ll_reenter_wait(min, 3), 8 * min);
 }
 
-/* Both ends silent for the given time; a departure time in the future
- * (pacing) is not silence. */
-static void test_paused(void **state)
-{
-	(void)state;
-	assert_true(ll_paused(1010, 1000, 1000, 10));
-	assert_false(ll_paused(1010, 1001, 1000, 10)); /* this end sent 9 ago */
-	assert_false(ll_paused(1010, 1000, 1005, 10)); /* the peer sent */
-	assert_false(ll_paused(1010, 1020, 900, 10)); /* paced: leaves later */
-	assert_true(ll_paused(1010, 0, 0, 10)); /* never sent */
-}
-
 /* Bytes consumed beyond what recvmsg reported: a splicer. */
 static void test_read_by_recv(void **state)
 {
@@ -436,6 +435,18 @@ static void test_read_by_recv(void **state)
 	assert_true(ll_read_by_recv(1500, 1000, 900)); /* redirected bytes counted too */
 	assert_true(ll_read_by_recv(10, 0xfffffff0, 26)); /* across the wrap */
 	assert_false(ll_read_by_recv(10, 0xfffffff0, 25));
+}
+
+/* Both ends silent for the given time; a departure time still ahead
+ * (pacing) is not silence. */
+static void test_paused(void **state)
+{
+	(void)state;
+	assert_true(ll_paused(1010, 1000, 1000, 10));
+	assert_false(ll_paused(1010, 1001, 1000, 10)); /* this end sent 9 ago */
+	assert_false(ll_paused(1010, 1000, 1005, 10)); /* the peer sent */
+	assert_false(ll_paused(1010, 1020, 900, 10)); /* paced: leaves later */
+	assert_true(ll_paused(1010, 0, 0, 10)); /* never sent */
 }
 
 int main(void)
