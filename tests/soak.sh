@@ -106,7 +106,7 @@ mem1=$(tcp_mem)
 echo "soak: $DURATION s, $WORKERS workers, $restarts daemon restarts"
 echo "soak: $total connections, $failed failed, ~$((bytes >> 20)) MiB requested (one direction)"
 echo "soak: counters: $(jq -c '{redirected_bytes, passed_bytes, sockets_inserted, insert_errors, fallbacks, fallbacks_small, returns}' <<<"$stats")"
-echo "soak: leaves and returns: $(jq -c '{leaves_reader_unknown, leaves_lag, leaves_small_writes, leaves_order, sockets_left, reentered, never_back_splice, app_visible_errors}' <<<"$stats")"
+echo "soak: leaves and returns: $(jq -c '{leaves_reader_unknown, leaves_lag, leaves_small_writes, sockets_left, reentered, never_back_splice, app_visible_errors}' <<<"$stats")"
 echo "soak: sockets left in the sockhash: $left; TCP sockets in the netns: $(tcp_inuse) (start $inuse0)"
 echo "soak: kernel TCP memory: $mem0 pages before, $mem1 after"
 rc=0
