@@ -354,7 +354,7 @@ static __always_inline void leave_pair(struct ll_sk_state *st, enum ll_leave_why
 	__u64 now = bpf_ktime_get_ns();
 	struct ll_sock_ref *ref;
 	struct ll_key peer;
-	__u32 one = 1;
+	__u32 one = LL_EVENT_LEAVE;
 
 	ref = bpf_map_lookup_elem(&peers, &st->key);
 	if (ref && ref->cookie == st->cookie) {

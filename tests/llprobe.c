@@ -1047,19 +1047,28 @@ static uint64_t read_blocking_to_eof(int fd, uint64_t off)
 }
 
 /* A blocking reader (no O_NONBLOCK, no MSG_DONTWAIT, no SO_RCVTIMEO) under the 1 ms timer. */
-static int check_blocking_sigalrm(struct pair *p)
+/* The sender writes the stream with @send_fn while the reader reads it to EOF
+ * with @read_fn under the 1 ms interval timer: every byte, then the EOF. */
+static uint64_t read_all_under_alarm(struct pair *p, int (*send_fn)(int fd),
+				     uint64_t (*read_fn)(int fd, uint64_t off))
 {
-	int fd = rfd_of(p, R_SERVER);
 	struct sender s;
-	uint64_t t0 = now_ms(), off;
+	uint64_t off;
 
-	start_sender(&s, wfd_of(p, R_SERVER), send_plain);
+	start_sender(&s, wfd_of(p, R_SERVER), send_fn);
 	alarm_start();
-	off = read_blocking_to_eof(fd, 0);
+	off = read_fn(rfd_of(p, R_SERVER), 0);
 	alarm_stop();
 	if (off != total_bytes)
 		fail("EOF after %" PRIu64 " of %" PRIu64 " bytes", off, total_bytes);
 	pthread_join(s.tid, NULL);
+	return off;
+}
+
+static int check_blocking_sigalrm(struct pair *p)
+{
+	uint64_t t0 = now_ms(), off = read_all_under_alarm(p, send_plain, read_blocking_to_eof);
+
 	printf("ok %s reader=%s bytes=%" PRIu64, check_name, reader_name(p, R_SERVER), off);
 	print_errors();
 	printf(" elapsed_ms=%" PRIu64 "\n", now_ms() - t0);
@@ -1117,17 +1126,8 @@ static uint64_t splice_to_eof(int fd, uint64_t off)
 /* splice() on the reading side: socket -> pipe -> verified (the writer uses writev()). */
 static int check_splice_read(struct pair *p)
 {
-	int fd = rfd_of(p, R_SERVER);
-	uint64_t t0 = now_ms(), off;
-	struct sender s;
+	uint64_t t0 = now_ms(), off = read_all_under_alarm(p, send_writev, splice_to_eof);
 
-	start_sender(&s, wfd_of(p, R_SERVER), send_writev);
-	alarm_start();
-	off = splice_to_eof(fd, 0);
-	alarm_stop();
-	if (off != total_bytes)
-		fail("EOF after %" PRIu64 " of %" PRIu64 " bytes", off, total_bytes);
-	pthread_join(s.tid, NULL);
 	printf("ok %s bytes=%" PRIu64 " elapsed_ms=%" PRIu64 "\n", check_name, off, now_ms() - t0);
 	return 0;
 }
