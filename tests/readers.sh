@@ -184,16 +184,11 @@ t_reader_switchers() {
 # bytes than recvmsg reported (ll_read_by_recv()) and never puts it back:
 # tcp_splice_read() never misses a redirected byte.
 t_reader_splice_after_header() {
-	local reader CASE n0
+	local reader CASE
 	start_daemon
 	for reader in server client; do
 		CASE="splice-after-header --reader $reader"
-		n0=$(counter never_back_splice)
 		probe_both splice-after-header --bytes 16M --reader "$reader" --timeout 30
-		# The pair left at its first bytes and the splice was seen: the
-		# splicing end was kept out, not merely never looked at again.
-		[ "$(grew never_back_splice "$n0")" -ge 1 ] ||
-			differ "$CASE: the splice was not seen (never_back_splice +0)"
 	done
 	verdict
 }
