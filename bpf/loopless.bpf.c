@@ -125,6 +125,7 @@ struct {
 #define LL_EEXIST 17
 /* sk_user_data carries flag bits in its low bits (SK_USER_DATA_PTRMASK). */
 #define LL_SK_USER_DATA_PTRMASK (~7UL)
+#define LL_SK_USER_DATA_PSOCK (1UL << 2) /* SK_USER_DATA_PSOCK: it is a psock */
 #define LL_EAGAIN 11
 
 /* Listening sockets (BPF_SOCK_OPS_TCP_LISTEN_CB), so that a server end
@@ -850,29 +851,39 @@ pass:
 }
 
 /*
- * One record per socket in sock_hash (struct ll_conn_rec), for `loopless
- * conns` and for `loopless uninstall`, which waits until no redirected byte
- * is left unread before it takes sockets out of the map (removing a socket
- * drops its psock, and with it the queue: sk_psock_drop() ->
- * sk_psock_zap_ingress() in net/core/skmsg.c).
+ * One record (struct ll_conn_rec) per TCP socket of the iterator's network
+ * namespace that is in a sockmap (its sk_user_data is a psock), for
+ * `loopless conns` and for `loopless uninstall`, which waits until no
+ * redirected byte is left unread before it takes sockets out of the map
+ * (removing a socket drops its psock, and with it the queue: sk_psock_drop()
+ * -> sk_psock_zap_ingress() in net/core/skmsg.c). User space keeps the
+ * records whose cookie is in sock_hash (or an older version's): iter/sockmap,
+ * which would walk the map itself, is refused here (EPERM at load on
+ * 6.18.44-fc, like every map-element iterator), iter/tcp is not.
  */
-SEC("iter/sockmap")
-int ll_iter(struct bpf_iter__sockmap *ctx)
+SEC("iter/tcp")
+int ll_iter(struct bpf_iter__tcp *ctx)
 {
+	struct sock_common *skc = ctx->sk_common;
 	struct ll_conn_rec rec = {};
-	struct ll_key *key = ctx->key;
-	struct sock *sk = ctx->sk;
-	struct sock_common *skc;
 	struct ll_sock_ref *ref;
-	struct socket *so;
 	struct ll_sk_state *st;
 	struct sk_psock *psock;
+	struct tcp_sock *tp;
+	struct socket *so;
+	struct sock *sk;
 	__u32 fam;
 	__u64 ud;
 
-	if (!key || !sk)
+	if (!skc)
 		return 0;
-	__builtin_memcpy(&rec.key, key, sizeof(rec.key));
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0; /* a request or time-wait socket: never in a map */
+	sk = (struct sock *)tp;
+	ud = (__u64)sk->sk_user_data;
+	if (!(ud & LL_SK_USER_DATA_PSOCK))
+		return 0;
 	skc = &sk->__sk_common;
 	rec.cookie = skc->skc_cookie.counter;
 	/* The real tuple, for an operator to see which ends were paired. */
@@ -891,18 +902,18 @@ int ll_iter(struct bpf_iter__sockmap *ctx)
 	so = sk->sk_socket;
 	if (so && so->file)
 		rec.ino = so->file->f_inode->i_ino;
-	ud = (__u64)sk->sk_user_data & LL_SK_USER_DATA_PTRMASK;
-	if (ud) {
-		psock = bpf_rdonly_cast((void *)ud, bpf_core_type_id_kernel(struct sk_psock));
-		rec.queued = psock->msg_tot_len;
-	}
+	psock = bpf_rdonly_cast((void *)(ud & LL_SK_USER_DATA_PTRMASK),
+				bpf_core_type_id_kernel(struct sk_psock));
+	rec.queued = psock->msg_tot_len;
 	st = bpf_sk_storage_get(&sk_state, sk, NULL, 0);
-	if (st)
+	if (st) {
+		rec.key = st->key;
 		rec.flags = st->flags;
-	ref = bpf_map_lookup_elem(&peers, &rec.key);
-	if (ref && ref->cookie == rec.cookie) {
-		rec.peer_cookie = ref->peer_cookie;
-		rec.reader = ref->reader;
+		ref = bpf_map_lookup_elem(&peers, &rec.key);
+		if (ref && ref->cookie == rec.cookie) {
+			rec.peer_cookie = ref->peer_cookie;
+			rec.reader = ref->reader;
+		}
 	}
 	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
 	return 0;
@@ -961,36 +972,42 @@ int BPF_PROG(ll_recv, struct sock *sk, int ret, int flags)
 }
 
 /*
- * looplessd runs this over sock_hash after a leave_events record (and again
- * while any leaving socket is still waiting): every socket of a leaving
- * pair that ll_leave_ready() allows goes out of the map, back to tcp_prot;
- * one 4-byte record per socket (enum ll_reap_rec) tells looplessd which
- * left (to look for their return) and which still wait (to come back).
+ * looplessd runs this over each network namespace's TCP sockets (as
+ * ll_reenter) after a leave_events record, and again while any leaving
+ * socket is still waiting: every socket of a leaving pair that
+ * ll_leave_ready() allows goes out of the map, back to tcp_prot; one 4-byte
+ * record per socket (enum ll_reap_rec) tells looplessd which left (to look
+ * for their return) and which still wait (to come back). The socket is
+ * locked (iter/tcp), as in a sockops callback.
  */
-SEC("iter/sockmap")
-int ll_reap(struct bpf_iter__sockmap *ctx)
+SEC("iter/tcp")
+int ll_reap(struct bpf_iter__tcp *ctx)
 {
-	struct sock *sk = ctx->sk;
-	struct ll_sock_ref *ref;
-	struct tcp_sock *tp;
-	struct ll_sk_state *st;
+	struct sock_common *skc = ctx->sk_common;
 	__u32 rec = LL_REAP_WAITING;
+	struct ll_sock_ref *ref;
+	struct ll_sk_state *st;
+	struct tcp_sock *tp;
+	struct sock *sk;
 	bool undone;
 
-	if (!ctx->key || !sk)
+	if (!skc)
 		return 0;
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0;
+	sk = (struct sock *)tp;
 	st = bpf_sk_storage_get(&sk_state, sk, NULL, 0);
-	if (!st)
+	if (!st || !(st->flags & LL_SK_IN_MAP))
 		return 0;
 	ref = bpf_map_lookup_elem(&peers, &st->key);
 	if (!ref || ref->cookie != st->cookie || !(ref->reader & LL_READER_LEAVING))
 		return 0;
-	tp = bpf_skc_to_tcp_sock(sk);
 	/* A re-entry undone gives looplessd nothing new to look for: taking
 	 * it for a leave restarted the fast scans, and a writer whose reader
 	 * could not follow went in and out every millisecond. */
 	undone = ref->reader & LL_READER_UNDONE;
-	if (tp && leave_if_ready(st, ref, (__u64)sk->sk_user_data & LL_SK_USER_DATA_PTRMASK, tp))
+	if (leave_if_ready(st, ref, (__u64)sk->sk_user_data & LL_SK_USER_DATA_PTRMASK, tp))
 		rec = undone ? LL_REAP_UNDONE : LL_REAP_LEFT;
 	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
 	return 0;

@@ -200,7 +200,8 @@ enum ll_leave_why {
 	LL_WHY_BLOCKING, /* a reader read blocking: never back */
 };
 
-/* What the sockmap iterator (ll_iter) reports for each socket. */
+/* What ll_iter reports for each socket in a sockmap (key and flags from its
+ * ll_sk_state; user space sets the key from the map for an older version's). */
 struct ll_conn_rec {
 	struct ll_key key;
 	__u64 cookie; /* socket cookie */
@@ -235,6 +236,9 @@ enum ll_reap_rec {
 /* Set by user space in ll_conn_rec.flags: the socket is in an older
  * version's sockhash (legacy_sock_hash), redirected by that version. */
 #define LL_REC_LEGACY (1U << 31)
+/* ... the socket is in the map but no namespace walk reached it: only its
+ * key and cookie are known. */
+#define LL_REC_UNSEEN (1U << 30)
 
 /* Default sizes, overridable from the config before load. */
 #define LL_DEFAULT_MAX_SOCKETS 65536

@@ -241,27 +241,6 @@ static int pin_prog(struct bpf_program *prog, const char *pin_dir, const char *n
 
 /* An iterator of @prog over the sockhash @map_fd: its fd to read(), and in
  * *link what to destroy afterwards; -errno on failure. */
-static int iter_open(struct bpf_program *prog, int map_fd, struct bpf_link **link)
-{
-	LIBBPF_OPTS(bpf_iter_attach_opts, opts);
-	union bpf_iter_link_info linfo = {};
-	int fd;
-
-	linfo.map.map_fd = map_fd;
-	opts.link_info = &linfo;
-	opts.link_info_len = sizeof(linfo);
-	*link = bpf_program__attach_iter(prog, &opts);
-	if (!*link)
-		return -errno;
-	fd = bpf_iter_create(bpf_link__fd(*link));
-	if (fd < 0) {
-		fd = -errno;
-		bpf_link__destroy(*link);
-		*link = NULL;
-	}
-	return fd;
-}
-
 static int attach_recv(struct loopless_bpf *skel, const char *pin_dir);
 static int leave_event(void *ctx, void *data, size_t size);
 
@@ -428,61 +407,69 @@ static int iter_tally(int fd, unsigned int *waiting, bool *left)
 	return 0;
 }
 
-int datapath_reap(struct datapath *dp, unsigned int *pending)
-{
-	struct bpf_link *link;
-	int iter_fd, err;
-	bool left;
-
-	*pending = 0;
-	dp->left = false;
-	if (dp->leaves && ring_buffer__consume(dp->leaves) < 0)
-		log_debug("leave events: %s", strerror(errno));
-	iter_fd = iter_open(dp->skel->progs.ll_reap, bpf_map__fd(dp->skel->maps.sock_hash), &link);
-	if (iter_fd < 0)
-		return iter_fd;
-	err = iter_tally(iter_fd, pending, &left);
-	if (left)
-		dp->left = true; /* sockets that may come back */
-	close(iter_fd);
-	bpf_link__destroy(link);
-	return err;
-}
-
-struct reenter_walk {
+struct iter_walk {
 	struct bpf_link *link;
 	unsigned int pending;
+	bool left;
 };
 
-/* One namespace: the iterator walks the TCP sockets of the namespace the
- * thread is in now. */
-static int reenter_netns(void *ctx)
+/* One namespace: an iter/tcp iterator walks the TCP sockets of the
+ * namespace the thread is in when it is created. */
+static int tally_netns(void *ctx)
 {
-	struct reenter_walk *w = ctx;
-	bool left; /* ll_reenter writes LL_REAP_WAITING records only */
+	struct iter_walk *w = ctx;
+	bool left;
 	int fd, err;
 
 	fd = bpf_iter_create(bpf_link__fd(w->link));
 	if (fd < 0)
 		return -errno;
 	err = iter_tally(fd, &w->pending, &left);
+	w->left |= left;
 	close(fd);
+	return err;
+}
+
+/* Run @prog (ll_reap or ll_reenter) in every namespace of the processes in
+ * @cgroups: *pending counts the sockets still waiting, *left whether any
+ * left the map. */
+static int walk_served(struct bpf_program *prog, const char *const *cgroups, int n,
+		       unsigned int *pending, bool *left)
+{
+	struct iter_walk w = {};
+	int err;
+
+	w.link = bpf_program__attach_iter(prog, NULL);
+	if (!w.link)
+		return -errno;
+	err = netns_for_each(cgroups, n, tally_netns, &w);
+	bpf_link__destroy(w.link);
+	*pending = w.pending;
+	*left = w.left;
+	return err;
+}
+
+int datapath_reap(struct datapath *dp, const char *const *cgroups, int n, unsigned int *pending)
+{
+	bool left;
+	int err;
+
+	*pending = 0;
+	dp->left = false;
+	if (dp->leaves && ring_buffer__consume(dp->leaves) < 0)
+		log_debug("leave events: %s", strerror(errno));
+	err = walk_served(dp->skel->progs.ll_reap, cgroups, n, pending, &left);
+	if (left)
+		dp->left = true; /* sockets that may come back */
 	return err;
 }
 
 int datapath_reenter(struct datapath *dp, const char *const *cgroups, int n, unsigned int *pending)
 {
-	struct reenter_walk w = {};
-	int err;
+	bool left; /* ll_reenter writes LL_REAP_WAITING records only */
 
 	*pending = 0;
-	w.link = bpf_program__attach_iter(dp->skel->progs.ll_reenter, NULL);
-	if (!w.link)
-		return -errno;
-	err = netns_for_each(cgroups, n, reenter_netns, &w);
-	bpf_link__destroy(w.link);
-	*pending = w.pending;
-	return err;
+	return walk_served(dp->skel->progs.ll_reenter, cgroups, n, pending, &left);
 }
 
 static int write_maps(struct datapath *dp, const struct config *cfg)
@@ -681,30 +668,93 @@ static int detach_link(const char *dir, const char *name, int link_fd, uint64_t 
 	return 0;
 }
 
-/* Append one record per socket of the sockhash @map_fd to *recs. */
-static int iter_sockhash(struct loopless_bpf *skel, int map_fd, __u32 flags,
-			 struct ll_conn_rec **recs, size_t *len, size_t *cap)
+/* A socket of a sockhash, as a lookup from user space gives it. */
+struct member {
+	__u64 cookie;
+	struct ll_key key;
+	__u32 flags; /* LL_REC_LEGACY for an older version's map */
+};
+
+struct members {
+	struct member *v;
+	size_t n, cap;
+};
+
+static int cmp_member(const void *a, const void *b)
 {
+	const struct member *x = a, *y = b;
+
+	return x->cookie < y->cookie ? -1 : x->cookie > y->cookie;
+}
+
+/* Append every socket of the sockhash @fd (-1: none pinned) to @m. A
+ * key of a map of older versions is at most 64 bytes. */
+static int sockhash_members(int fd, __u32 flags, struct members *m)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	__u8 key[64], next[64];
+	struct member *tmp;
+	__u64 cookie;
+	bool more;
+
+	if (fd < 0)
+		return 0;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	if (info.key_size > sizeof(key) || info.value_size != sizeof(cookie))
+		return -EINVAL;
+	for (more = !bpf_map_get_next_key(fd, NULL, next); more;
+	     more = !bpf_map_get_next_key(fd, key, next)) {
+		memcpy(key, next, sizeof(key));
+		if (bpf_map_lookup_elem(fd, key, &cookie))
+			continue; /* closed meanwhile */
+		if (m->n == m->cap) {
+			m->cap = m->cap ? 2 * m->cap : 64;
+			tmp = realloc(m->v, m->cap * sizeof(*m->v));
+			if (!tmp)
+				return -ENOMEM;
+			m->v = tmp;
+		}
+		memset(&m->v[m->n], 0, sizeof(m->v[m->n]));
+		m->v[m->n].cookie = cookie;
+		memcpy(&m->v[m->n].key, key,
+		       info.key_size < sizeof(struct ll_key) ? info.key_size :
+							       sizeof(struct ll_key));
+		m->v[m->n].flags = flags;
+		m->n++;
+	}
+	return 0;
+}
+
+struct conns_walk {
 	struct bpf_link *link;
+	struct ll_conn_rec *recs;
+	size_t len, cap;
+};
+
+/* Append ll_iter's records of the thread's namespace. */
+static int conns_netns(void *ctx)
+{
+	struct conns_walk *w = ctx;
 	struct ll_conn_rec *tmp;
-	size_t i, first = *len;
-	int iter_fd, err = 0;
+	int fd, err = 0;
 	ssize_t r;
 
-	iter_fd = iter_open(skel->progs.ll_iter, map_fd, &link);
-	if (iter_fd < 0)
-		return iter_fd;
+	fd = bpf_iter_create(bpf_link__fd(w->link));
+	if (fd < 0)
+		return -errno;
 	for (;;) {
-		if (*len == *cap) {
-			*cap = *cap ? 2 * *cap : 64;
-			tmp = realloc(*recs, *cap * sizeof(**recs));
+		if (w->len == w->cap) {
+			w->cap = w->cap ? 2 * w->cap : 64;
+			tmp = realloc(w->recs, w->cap * sizeof(*w->recs));
 			if (!tmp) {
 				err = -ENOMEM;
 				break;
 			}
-			*recs = tmp;
+			w->recs = tmp;
 		}
-		r = read(iter_fd, &(*recs)[*len], (*cap - *len) * sizeof(**recs));
+		r = read(fd, &w->recs[w->len], (w->cap - w->len) * sizeof(*w->recs));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
@@ -713,20 +763,77 @@ static int iter_sockhash(struct loopless_bpf *skel, int map_fd, __u32 flags,
 		}
 		if (!r)
 			break;
-		*len += r / sizeof(**recs);
+		w->len += r / sizeof(*w->recs);
 	}
-	for (i = first; i < *len; i++)
-		(*recs)[i].flags |= flags;
-	close(iter_fd);
-	bpf_link__destroy(link);
+	close(fd);
+	return err;
+}
+
+/*
+ * Which sockets are in the sockhashes comes from user space lookups (key
+ * and cookie); what each one is (tuple, queue, process, reader) from
+ * ll_iter, an iter/tcp walk of every network namespace of the host, joined
+ * by cookie. A socket in the map that no walk reached (its namespace has no
+ * process left and no /run/netns name) is listed with its key only.
+ */
+static int conns_join(struct loopless_bpf *skel, struct members *m, struct ll_conn_rec **out,
+		      size_t *n)
+{
+	struct conns_walk w = {};
+	struct ll_conn_rec *tmp;
+	struct member *hit;
+	bool *found = NULL;
+	size_t i, k = 0;
+	int err;
+
+	qsort(m->v, m->n, sizeof(*m->v), cmp_member);
+	w.link = bpf_program__attach_iter(skel->progs.ll_iter, NULL);
+	if (!w.link)
+		return -errno;
+	err = netns_for_each_host(conns_netns, &w);
+	bpf_link__destroy(w.link);
+	if (err)
+		goto out;
+	found = calloc(m->n + 1, sizeof(*found));
+	tmp = realloc(w.recs, (w.len + m->n + 1) * sizeof(*w.recs));
+	if (!found || !tmp) {
+		err = -ENOMEM;
+		goto out;
+	}
+	w.recs = tmp;
+	for (i = 0; i < w.len; i++) {
+		hit = bsearch(&(struct member){ .cookie = w.recs[i].cookie }, m->v, m->n,
+			      sizeof(*m->v), cmp_member);
+		if (!hit || found[hit - m->v])
+			continue; /* another tool's sockmap, or seen twice */
+		found[hit - m->v] = true;
+		w.recs[k] = w.recs[i];
+		w.recs[k].key = hit->key;
+		w.recs[k].flags |= hit->flags;
+		k++;
+	}
+	for (i = 0; i < m->n; i++) {
+		if (found[i])
+			continue;
+		memset(&w.recs[k], 0, sizeof(w.recs[k]));
+		w.recs[k].cookie = m->v[i].cookie;
+		w.recs[k].key = m->v[i].key;
+		w.recs[k].flags = m->v[i].flags | LL_REC_UNSEEN;
+		k++;
+	}
+	*out = w.recs;
+	*n = k;
+	w.recs = NULL;
+out:
+	free(found);
+	free(w.recs);
 	return err;
 }
 
 int datapath_conns(const char *pin_dir, struct ll_conn_rec **out, size_t *n)
 {
-	struct ll_conn_rec *recs = NULL;
 	struct loopless_bpf *skel = NULL;
-	size_t cap = 0, len = 0;
+	struct members m = {};
 	struct bpf_map *map;
 	struct pinned p;
 	int i, err;
@@ -762,20 +869,16 @@ int datapath_conns(const char *pin_dir, struct ll_conn_rec **out, size_t *n)
 	err = loopless_bpf__load(skel);
 	if (err)
 		goto out;
-	err = iter_sockhash(skel, p.maps[PIN_SOCK_HASH], 0, &recs, &len, &cap);
+	err = sockhash_members(p.maps[PIN_SOCK_HASH], 0, &m);
 	/* An older version's sockets: only their tuple, cookie and queue mean
 	 * something to this iterator. */
-	if (!err && p.maps[PIN_LEGACY_SOCK_HASH] >= 0)
-		err = iter_sockhash(skel, p.maps[PIN_LEGACY_SOCK_HASH], LL_REC_LEGACY, &recs, &len,
-				    &cap);
-	if (err)
-		goto out;
-	*out = recs;
-	*n = len;
-	recs = NULL;
+	if (!err)
+		err = sockhash_members(p.maps[PIN_LEGACY_SOCK_HASH], LL_REC_LEGACY, &m);
+	if (!err)
+		err = conns_join(skel, &m, out, n);
 out:
 	loopless_bpf__destroy(skel);
-	free(recs);
+	free(m.v);
 	pins_close(&p);
 	return err;
 }

@@ -44,9 +44,9 @@ int datapath_apply(struct datapath *dp, const struct config *cfg, const struct c
 /* The fd to poll for leave events (readable: call datapath_reap()). */
 int datapath_leave_fd(const struct datapath *dp);
 /* Take the sockets of leaving pairs out of the map once nothing redirected
- * to them is unread (ll_reap); *pending: how many still wait, to try again
- * shortly. */
-int datapath_reap(struct datapath *dp, unsigned int *pending);
+ * to them is unread (ll_reap, in every network namespace of a process in
+ * @cgroups); *pending: how many still wait, to try again shortly. */
+int datapath_reap(struct datapath *dp, const char *const *cgroups, int n, unsigned int *pending);
 /* Put sockets of pairs that left the map for TCP back in once ll_reenter()
  * allows (ll_reenter, in every network namespace of a process in @cgroups:
  * absolute paths); *pending: how many still wait, to try again later. */
@@ -54,8 +54,9 @@ int datapath_reenter(struct datapath *dp, const char *const *cgroups, int n,
 		     unsigned int *pending);
 /* Release the skeleton; everything pinned stays. */
 void datapath_close(struct datapath *dp);
-/* Every socket in the pinned sockhash with its redirected bytes waiting
- * unread and its path (ll_iter). *out is malloc'd; -ENOENT: nothing pinned. */
+/* Every socket in the pinned sockhash (and an older version's) with its
+ * redirected bytes waiting unread and its path (ll_iter in every network
+ * namespace of the host). *out is malloc'd; -ENOENT: nothing pinned. */
 int datapath_conns(const char *pin_dir, struct ll_conn_rec **out, size_t *n);
 
 /*

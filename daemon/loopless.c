@@ -86,7 +86,8 @@ static int open_pins(const struct opts *o, struct pinned *p)
 
 static const char *family_name(__u32 family)
 {
-	return family == LL_AF_INET ? "ipv4" : "ipv6";
+	/* 0: a socket no namespace walk reached (LL_REC_UNSEEN). */
+	return family == LL_AF_INET ? "ipv4" : family == LL_AF_INET6 ? "ipv6" : "unknown";
 }
 
 /* "127.0.0.1:80" or "[::1]:80" */
@@ -94,7 +95,9 @@ static void fmt_endpoint(char *out, size_t len, __u32 family, const __u32 addr[4
 {
 	char a[INET6_ADDRSTRLEN];
 
-	if (family == LL_AF_INET) {
+	if (!family) {
+		snprintf(out, len, "?");
+	} else if (family == LL_AF_INET) {
 		inet_ntop(AF_INET, &addr[3], a, sizeof(a));
 		snprintf(out, len, "%s:%u", a, port);
 	} else {

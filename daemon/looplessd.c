@@ -667,7 +667,7 @@ static int backoff(int ms, int lo, int hi)
 static void reap(struct daemon *d)
 {
 	unsigned int pending;
-	int err = datapath_reap(&d->dp, &pending);
+	int err = datapath_reap(&d->dp, d->cg, d->n_cg, &pending);
 
 	if (err)
 		log_warn("cannot take leaving sockets out of the map: %s", strerror(-err));

@@ -36,15 +36,13 @@ static bool seen(struct walk *w, ino_t ino)
 	return false;
 }
 
-/* Run w->fn in the namespace of @pid if it is a new one. A process that
- * exited meanwhile is skipped. */
-static int visit_pid(struct walk *w, long pid)
+/* Run w->fn in the namespace @path names (/proc/PID/ns/net, a bind mount
+ * in /run/netns) if it is a new one. One gone meanwhile is skipped. */
+static int visit_ns(struct walk *w, const char *path)
 {
-	char path[64];
 	struct stat st;
 	int fd, err;
 
-	snprintf(path, sizeof(path), "/proc/%ld/ns/net", pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
@@ -74,6 +72,14 @@ static int visit_pid(struct walk *w, long pid)
 		abort();
 	}
 	return err;
+}
+
+static int visit_pid(struct walk *w, long pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%ld/ns/net", pid);
+	return visit_ns(w, path);
 }
 
 static int visit_procs(struct walk *w, int dirfd)
@@ -127,32 +133,86 @@ static int visit_cgroup(struct walk *w, int dirfd, int depth)
 	return err;
 }
 
-int netns_for_each(const char *const *cgroups, int n, int (*fn)(void *ctx), void *ctx)
+static struct walk *walk_start(int (*fn)(void *ctx), void *ctx, int *err)
 {
 	struct walk *w;
 	struct stat st;
-	int i, fd, err;
 
 	w = calloc(1, sizeof(*w));
-	if (!w)
-		return -ENOMEM;
+	if (!w) {
+		*err = -ENOMEM;
+		return NULL;
+	}
 	w->fn = fn;
 	w->ctx = ctx;
 	w->self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (w->self < 0 || fstat(w->self, &st)) {
-		err = -errno;
-		goto out;
+		*err = -errno;
+		if (w->self >= 0)
+			close(w->self);
+		free(w);
+		return NULL;
 	}
 	w->seen[w->n_seen++] = st.st_ino;
-	err = fn(ctx);
+	*err = fn(ctx);
+	return w;
+}
+
+static int walk_end(struct walk *w, int err)
+{
+	close(w->self);
+	free(w);
+	return err;
+}
+
+int netns_for_each(const char *const *cgroups, int n, int (*fn)(void *ctx), void *ctx)
+{
+	struct walk *w;
+	int i, fd, err;
+
+	w = walk_start(fn, ctx, &err);
+	if (!w)
+		return err;
 	for (i = 0; !err && i < n; i++) {
 		fd = open(cgroups[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd >= 0)
 			err = visit_cgroup(w, fd, 0);
 	}
-out:
-	if (w->self >= 0)
-		close(w->self);
-	free(w);
+	return walk_end(w, err);
+}
+
+/* Every name in directory @dir, as @fmt (one %s) turns it into a path. */
+static int visit_dir(struct walk *w, const char *dir, const char *fmt, bool pids)
+{
+	char path[300];
+	struct dirent *de;
+	DIR *d;
+	int err = 0;
+
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while (!err && (de = readdir(d))) {
+		if (de->d_name[0] == '.' || (pids && (de->d_name[0] < '0' || de->d_name[0] > '9')))
+			continue;
+		snprintf(path, sizeof(path), fmt, de->d_name);
+		err = visit_ns(w, path);
+	}
+	closedir(d);
 	return err;
+}
+
+int netns_for_each_host(int (*fn)(void *ctx), void *ctx)
+{
+	struct walk *w;
+	int err;
+
+	w = walk_start(fn, ctx, &err);
+	if (!w)
+		return err;
+	if (!err)
+		err = visit_dir(w, "/proc", "/proc/%s/ns/net", true);
+	if (!err)
+		err = visit_dir(w, "/run/netns", "/run/netns/%s", false);
+	return walk_end(w, err);
 }

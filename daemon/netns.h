@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * The network namespaces of the processes in a set of cgroups. An iter/tcp
- * iterator walks the namespace of the process that creates it, so the
- * re-entry iterator is created once in each namespace where a served
- * program may hold a socket.
+ * The network namespaces of the processes in a set of cgroups, or of the
+ * whole host. An iter/tcp iterator walks the namespace of the process that
+ * creates it, so each of loopless's iterators is created once in each
+ * namespace where a socket in the map may be.
  */
 #ifndef LOOPLESS_NETNS_H
 #define LOOPLESS_NETNS_H
@@ -13,5 +13,9 @@
  * descendants, with the thread switched into it (setns); the thread is back
  * in its own namespace on return. Stops at the first error @fn returns. */
 int netns_for_each(const char *const *cgroups, int n, int (*fn)(void *ctx), void *ctx);
+
+/* The same over every namespace of the host: each process's and each one
+ * bound in /run/netns (ip netns add) even without a process. */
+int netns_for_each_host(int (*fn)(void *ctx), void *ctx);
 
 #endif
