@@ -227,6 +227,10 @@ static __always_inline int sockops_listen(struct bpf_sock_ops *ops)
 	return 1;
 }
 
+/* The callbacks at each segment (sockops_segment), set at establishment. */
+#define LL_SEGMENT_CB_FLAGS \
+	(BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG)
+
 static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 flags, bool active)
 {
 	struct ll_sock_ref ref = {}, *client = NULL;
@@ -325,13 +329,13 @@ static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 f
 		count(LL_CNT_PAIRS, 1);
 	}
 	/* STATE_CB: the TCP_CLOSE callback that removes the peers entry.
-	 * PARSE_ALL_HDR_OPT: callbacks at incoming segments
-	 * (bpf_skops_parse_hdr() in tcp_input.c) until nothing is left to
-	 * decide: the client end's stay or leave, a leave (sockops_segment). */
+	 * LL_SEGMENT_CB_FLAGS: callbacks at its segments until nothing is
+	 * left to decide: the client end's stay or leave, a leave
+	 * (sockops_segment). */
 	if (active)
 		__sync_fetch_and_or(&st->flags, LL_SK_ACTIVE | LL_SK_PROVISIONAL);
 	bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG |
-					       BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG);
+					       LL_SEGMENT_CB_FLAGS);
 	count(LL_CNT_SOCKETS_INSERTED, 1);
 	return 1;
 unclaim:
@@ -456,10 +460,17 @@ static __always_inline bool leave_if_ready(struct ll_sk_state *st, struct ll_soc
 }
 
 /*
- * An incoming segment of a socket whose reader is not known to be safe yet
- * (BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG, set at establishment and cleared
- * here once nothing is left to decide, so a known-safe socket's segments
- * cost nothing).
+ * A segment of a socket whose reader is not known to be safe yet, or of a
+ * leaving pair: @incoming, one it received (BPF_SOCK_OPS_PARSE_HDR_OPT_CB,
+ * from tcp_validate_incoming(), which the header-prediction fast path of
+ * tcp_rcv_established() skips, so not every segment); otherwise one it is
+ * about to send (BPF_SOCK_OPS_HDR_OPT_LEN_CB, from tcp_established_options()
+ * for every segment, its data and its ACKs alike: the reader end of a
+ * leaving pair leaves when it ACKs the first TCP-path bytes, in the softirq
+ * that queued them, before its reader can wait on them in tcp_bpf_recvmsg()).
+ * Both flags are set at establishment and cleared here once nothing is left
+ * to decide, so a known-safe socket's segments cost nothing. Nothing is
+ * reserved, so no option is ever written.
  * - A provisional client end: on lo the server end is established by the
  *   final ACK, before it can send anything, so by now a local server end in
  *   scope has claimed this one. If none did, the peer is remote (or out of
@@ -471,7 +482,7 @@ static __always_inline bool leave_if_ready(struct ll_sk_state *st, struct ll_soc
  *   is out within a round trip; ll_reap catches what no segment reaches.
  * A socket out of the map is back on tcp_prot (sk_psock_drop()).
  */
-static __always_inline int sockops_segment(struct bpf_sock_ops *ops)
+static __always_inline int sockops_segment(struct bpf_sock_ops *ops, bool incoming)
 {
 	struct bpf_sock *sk = ops->sk;
 	struct ll_sock_ref *ref;
@@ -484,6 +495,10 @@ static __always_inline int sockops_segment(struct bpf_sock_ops *ops)
 	st = bpf_sk_storage_get(&sk_state, sk, NULL, 0);
 	if (!st || !(st->flags & LL_SK_IN_MAP))
 		goto stop;
+	/* A client end's own first segment is the handshake's final ACK,
+	 * which establishes the server end: only what comes back decides. */
+	if ((st->flags & LL_SK_PROVISIONAL) && !incoming)
+		return 1;
 	/* Its own record (a colliding socket's is not). */
 	ref = bpf_map_lookup_elem(&peers, &st->key);
 	if (!ref || ref->cookie != st->cookie) {
@@ -532,8 +547,7 @@ static __always_inline int sockops_segment(struct bpf_sock_ops *ops)
 	if (!done)
 		return 1;
 stop:
-	bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags &
-					       ~BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG);
+	bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags & ~LL_SEGMENT_CB_FLAGS);
 	return 1;
 }
 
@@ -576,7 +590,9 @@ int ll_sockops(struct bpf_sock_ops *ops)
 		return sockops_established(ops, flags,
 					   ops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB);
 	case BPF_SOCK_OPS_PARSE_HDR_OPT_CB:
-		return sockops_segment(ops);
+		return sockops_segment(ops, true);
+	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
+		return sockops_segment(ops, false);
 	/* listen(): fires without any flag. */
 	case BPF_SOCK_OPS_TCP_LISTEN_CB:
 		return sockops_listen(ops);
