@@ -910,9 +910,10 @@ static bool use_sigalrm, sa_restart = true;
 static uint64_t rr_count = 10000;
 static size_t rr_size = 64;
 
-/* Every recv() of the reader under test: errors by errno. */
+/* Every recv() of the reader under test: errors by errno; eagain_first counts
+ * those returned before its first byte (the one residual README names). */
 static struct {
-	uint64_t calls, eintr, eagain;
+	uint64_t calls, eintr, eagain, eagain_first, got;
 } rd;
 static _Atomic uint64_t alarms;
 
@@ -984,13 +985,16 @@ static ssize_t recv_counted(int fd, void *buf, size_t len, int flags)
 	for (;;) {
 		rd.calls++;
 		n = recv(fd, buf, len, flags);
-		if (n >= 0)
+		if (n >= 0) {
+			rd.got += n;
 			return n;
-		if (errno == EINTR)
+		}
+		if (errno == EINTR) {
 			rd.eintr++;
-		else if (errno == EAGAIN)
+		} else if (errno == EAGAIN) {
 			rd.eagain++;
-		else
+			rd.eagain_first += !rd.got;
+		} else
 			fail("recv (%s) after %" PRIu64 " calls: %s",
 			     flags & MSG_WAITALL ? "MSG_WAITALL" : "blocking", rd.calls,
 			     strerror(errno));
@@ -1026,8 +1030,9 @@ static void start_sender(struct sender *s, int fd, int (*fn)(int fd))
 
 static void print_errors(void)
 {
-	printf(" recv_calls=%" PRIu64 " eintr=%" PRIu64 " eagain=%" PRIu64, rd.calls, rd.eintr,
-	       rd.eagain);
+	printf(" recv_calls=%" PRIu64 " eintr=%" PRIu64 " eagain=%" PRIu64 " eagain_first=%" PRIu64
+	       " eagain_later=%" PRIu64,
+	       rd.calls, rd.eintr, rd.eagain, rd.eagain_first, rd.eagain - rd.eagain_first);
 	if (use_sigalrm)
 		printf(" sa_restart=%d signals=%" PRIu64, sa_restart, atomic_load(&alarms));
 }
