@@ -16,6 +16,7 @@
 #include "config.h"
 #include "counters.h"
 #include "datapath.h"
+#include "join.h"
 #include "log.h"
 #include "loopless.h"
 #include "pins.h"
@@ -29,13 +30,16 @@ struct opts {
 	unsigned int timeout_ms;
 	bool timeout_set;
 	bool force;
+	const char *group;
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: loopless [--pin-dir DIR] [--json] COMMAND\n"
-		"Inspect or remove the loopless datapath pinned by looplessd.\n"
+		"       loopless [--pin-dir DIR] exec [--group GROUP] [--] CMD [ARG]...\n"
+		"Run a program accelerated; inspect or remove the loopless datapath pinned by\n"
+		"looplessd.\n"
 		"\n"
 		"Commands:\n"
 		"  status      is the datapath loaded and attached; to which cgroups; map fill\n"
@@ -49,6 +53,9 @@ static void usage(FILE *f)
 		"              they do not mirror), how its sends travel now (redirect or\n"
 		"              tcp) and its redirected bytes unread; then sockets not paired\n"
 		"              (provisional, unpaired, legacy). --json: one object per socket\n"
+		"  exec        run CMD inside a cgroup looplessd serves, so that its local TCP\n"
+		"              connections are accelerated: the first one it is attached to\n"
+		"              (the oldest), or --group; CMD's exit status is loopless's\n"
 		"  uninstall   stop redirecting, detach from every cgroup, wait until every\n"
 		"              redirected byte is read, return every socket to plain TCP and\n"
 		"              remove all pins; open connections keep working\n"
@@ -58,15 +65,22 @@ static void usage(FILE *f)
 		"  -j, --json          machine-readable output (status, stats, conns)\n"
 		"  -t, --timeout SEC   uninstall: how long to wait for readers (default 30)\n"
 		"  -f, --force         uninstall: do not wait; unread redirected bytes are lost\n"
+		"  -g, --group GROUP   exec: the cgroup to run CMD in, absolute or relative to the\n"
+		"                      cgroup2 mount: one looplessd serves, or a group below one\n"
+		"                      (created if missing)\n"
 		"  -h, --help          show this help\n"
 		"  -V, --version       show the version\n"
 		"\n"
-		"Exit status: 0 success, 1 runtime error (or not attached, for status), 2 usage.\n"
+		"Exit status: 0 success, 1 runtime error (or not attached, for status), 2 usage\n"
+		"(and exec into a group looplessd does not serve); exec: CMD's own, or 126\n"
+		"when CMD cannot be run, 127 when it is not found.\n"
 		"\n"
 		"Examples:\n"
 		"  loopless status\n"
 		"  loopless stats --json | jq .redirected_bytes\n"
 		"  loopless conns\n"
+		"  loopless exec -- redis-server --port 7000\n"
+		"  loopless exec --group accel/myapp -- ./app   (looplessd serving \"accel\")\n"
 		"  loopless --pin-dir /sys/fs/bpf/loopless-test uninstall\n",
 		CONFIG_DEFAULT_PIN_DIR);
 }
@@ -416,16 +430,70 @@ static int cmd_uninstall(const struct opts *o)
 	return 0;
 }
 
+/*
+ * exec: into the chosen cgroup, then execvp(). Signals and the exit status
+ * are CMD's own: it is this process. Errors are loopless's, one line each,
+ * before CMD starts.
+ */
+static int cmd_exec(const struct opts *o, char *const *argv)
+{
+	char path[CONFIG_PATH_MAX], q[CONFIG_QUOTE_MAX];
+	struct served s;
+	int i, err;
+
+	err = join_served(o->pin_dir, &s);
+	if (err == -ENOENT) {
+		log_error("exec: no loopless datapath is pinned in %s (is looplessd running? see "
+			  "--pin-dir)",
+			  o->pin_dir);
+		return 1;
+	}
+	if (err) {
+		log_error("exec: cannot read the datapath pinned in %s: %s", o->pin_dir,
+			  strerror(-err));
+		return 1;
+	}
+	if (!s.n) {
+		log_error("exec: the datapath in %s is attached to no cgroup (is looplessd "
+			  "running?)",
+			  o->pin_dir);
+		return 1;
+	}
+	err = join_pick(&s, o->group, path, sizeof(path));
+	if (err == -ESRCH) {
+		log_error("exec: %s is not a cgroup looplessd serves; it serves:",
+			  config_quote(q, sizeof(q), path));
+		for (i = 0; i < s.n; i++)
+			fprintf(stderr, "  %s\n", s.path[i]);
+		return EXIT_USAGE;
+	}
+	if (err) {
+		log_error("exec: --group %s: %s", config_quote(q, sizeof(q), o->group),
+			  err == -EMEDIUMTYPE ? "not on the cgroup2 file system" : strerror(-err));
+		return EXIT_USAGE;
+	}
+	err = join_cgroup(s.mnt, path);
+	if (err) {
+		log_error("exec: cannot move into %s: %s", path,
+			  err == -EIO	? "the move did not happen (/proc/self/cgroup)" :
+			  err == -EBUSY ? "it has controllers enabled for its children (pick a "
+					  "group below it with --group)" :
+					  strerror(-err));
+		return 1;
+	}
+	execvp(argv[0], argv);
+	err = errno;
+	log_error("exec: %s: %s", config_quote(q, sizeof(q), argv[0]), strerror(err));
+	return err == ENOENT ? 127 : 126;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "pin-dir", required_argument, NULL, 'p' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "force", no_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{},
+		{ "pin-dir", required_argument, NULL, 'p' }, { "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' }, { "force", no_argument, NULL, 'f' },
+		{ "group", required_argument, NULL, 'g' },   { "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },	     {},
 	};
 	struct opts o = { .pin_dir = CONFIG_DEFAULT_PIN_DIR, .timeout_ms = 30000 };
 	char msg[CONFIG_ERR_MAX], q[CONFIG_QUOTE_MAX];
@@ -439,8 +507,10 @@ int main(int argc, char **argv)
 	/* "+" stops at the command; parsing then goes on after it, so options
 	 * work on either side: `loopless --json stats`, `loopless stats --json`. */
 	for (;;) {
-		c = getopt_long(argc, argv, "+:p:jt:fhV", longopts, NULL);
+		c = getopt_long(argc, argv, "+:p:jt:fg:hV", longopts, NULL);
 		if (c == -1) {
+			/* exec: the rest (after "--", or from the first word
+			 * that is not an option) is the command. */
 			if (cmd || optind >= argc)
 				break;
 			cmd = argv[optind++];
@@ -469,6 +539,9 @@ int main(int argc, char **argv)
 		case 'f':
 			o.force = true;
 			break;
+		case 'g':
+			o.group = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -482,7 +555,25 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!cmd) {
-		log_error("missing command (status, stats, conns, uninstall; try --help)");
+		log_error("missing command (status, stats, conns, exec, uninstall; try --help)");
+		return EXIT_USAGE;
+	}
+	if (!strcmp(cmd, "exec")) {
+		if (o.json || o.timeout_set || o.force) {
+			log_error("%s does not apply to exec", o.json  ? "--json" :
+							       o.force ? "--force" :
+									 "--timeout");
+			return EXIT_USAGE;
+		}
+		if (optind >= argc) {
+			log_error(
+				"exec: missing the command to run (loopless exec -- CMD [ARG]...)");
+			return EXIT_USAGE;
+		}
+		return cmd_exec(&o, argv + optind);
+	}
+	if (o.group) {
+		log_error("--group applies to exec only, not to %s", cmd);
 		return EXIT_USAGE;
 	}
 	if (optind < argc) {
@@ -492,7 +583,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "status") && strcmp(cmd, "stats") && strcmp(cmd, "conns") &&
 	    strcmp(cmd, "uninstall")) {
-		log_error("unknown command \"%s\" (status, stats, conns, uninstall; try --help)",
+		log_error("unknown command \"%s\" (status, stats, conns, exec, uninstall; try "
+			  "--help)",
 			  config_quote(q, sizeof(q), cmd));
 		return EXIT_USAGE;
 	}

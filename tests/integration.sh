@@ -388,6 +388,56 @@ t_bad_config() {
 	"$LOOPLESSD" --config "$conf" --check >/dev/null || die "--check rejected a good config"
 }
 
+# `loopless exec`: a program run through it lands in the served cgroup
+# (redirected traffic, counters move), or in a group below it (created); a
+# group looplessd does not serve is refused (exit 2), as is exec with no
+# datapath (exit 1); CMD's exit status and a signal that kills it pass
+# through; a missing CMD is 127 as with env(1).
+t_exec() {
+	local served="$CG/served" other="$CG/other" r0 out rc
+	mkdir "$served" "$other" || die "mkdir"
+	start_daemon --cgroup "$served"
+	# Before ip netns exec, whose fresh /sys hides bpffs and cgroup2.
+	ex() {
+		local a=()
+		[ "$1" != --group ] || { a=(--group "$2"); shift 2; }
+		shift # --
+		"$LOOPLESS" --pin-dir "$PIN" exec "${a[@]}" -- ip netns exec "$NS" "$@"
+	}
+	r0=$(counter redirected_bytes)
+	out=$(ex -- "$LLTRAFFIC" pair $KEEPUP --connect 127.0.0.1 --bytes 8M) || die "exec pair: $out"
+	log "exec -- lltraffic pair: $out (redirected +$(($(counter redirected_bytes) - r0)))"
+	[ $(($(counter redirected_bytes) - r0)) -ge $(((8 << 20) * 95 / 100)) ] ||
+		die "not redirected through loopless exec"
+	out=$(ex -- cat /proc/self/cgroup | sed -n 's/^0:://p')
+	[ "$CG2$out" = "$served" ] || die "exec ran in $out, not $served"
+	out=$(ex --group "${served#"$CG2"/}/app" -- cat /proc/self/cgroup | sed -n 's/^0:://p')
+	[ "$CG2$out" = "$served/app" ] || die "exec --group below the served one ran in $out"
+	[ -d "$served/app" ] || die "the group below was not created"
+	out=$(ex --group "$other" -- true 2>&1)
+	rc=$?
+	[ $rc -eq 2 ] || die "exec into an unserved group: exit $rc, not 2: $out"
+	grep -q "is not a cgroup looplessd serves" <<<"$out" || die "unclear error: $out"
+	grep -qx "  $served" <<<"$out" || die "the error does not list the served cgroup: $out"
+	log "unserved group: $(head -1 <<<"$out")"
+	ex -- sh -c 'exit 7'
+	rc=$?
+	[ $rc -eq 7 ] || die "CMD's exit status 7 came back as $rc"
+	ex -- sh -c 'kill -TERM $$' 2>/dev/null
+	rc=$?
+	[ $rc -eq $((128 + 15)) ] || die "CMD killed by SIGTERM: exit $rc, not 143"
+	out=$("$LOOPLESS" --pin-dir "$PIN" exec -- /nonexistent/cmd 2>&1)
+	rc=$?
+	[ $rc -eq 127 ] && grep -q "No such file" <<<"$out" || die "missing CMD: exit $rc: $out"
+	stop_daemon TERM
+	"$LOOPLESS" --pin-dir "$PIN" uninstall >/dev/null || die "uninstall"
+	out=$(ex -- true 2>&1)
+	rc=$?
+	[ $rc -eq 1 ] && grep -q "no loopless datapath is pinned" <<<"$out" ||
+		die "exec with no datapath: exit $rc: $out"
+	log "no datapath: $out"
+}
+
 # The CLI's machine output has the documented keys, and conns lists a live
 # pair with its socket cookies.
 t_cli() {
