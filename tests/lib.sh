@@ -109,11 +109,17 @@ stop_daemon() {
 
 # in_ns_cg NS CGROUP CMD...: run CMD inside netns NS as a member of CGROUP
 # ("" for none). The cgroup is joined before `ip netns exec`, which remounts
-# /sys in a new mount namespace (the cgroup2 mount may not be visible there).
+# /sys in a new mount namespace (bpffs and the cgroup2 mount are not visible
+# there). Into the cgroup a running looplessd serves through `loopless exec`,
+# as a user would (so every test and bench run uses it); into any other
+# (a plain run's, or with no daemon up) by writing cgroup.procs.
 in_ns_cg() {
 	local ns=$1 cg=$2
 	shift 2
-	if [ -n "$cg" ]; then
+	if [ -n "$cg" ] && [ "$cg" = "$CG" ] && [ -n "${DAEMON_PID:-}" ] &&
+		kill -0 "$DAEMON_PID" 2>/dev/null; then
+		"$LOOPLESS" --pin-dir "$PIN" exec --group "$cg" -- ip netns exec "$ns" "$@"
+	elif [ -n "$cg" ]; then
 		sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" ip netns exec "$ns" "$@"
 	else
 		ip netns exec "$ns" "$@"

@@ -84,12 +84,7 @@ need_pkg() {
 bg_in() {
 	local cg=$1 logf=$2
 	shift 2
-	if [ -n "$cg" ]; then
-		sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" ip netns exec "$NS" "$@" \
-			>"$logf" 2>&1 &
-	else
-		ip netns exec "$NS" "$@" >"$logf" 2>&1 &
-	fi
+	in_ns_cg "$NS" "$cg" "$@" >"$logf" 2>&1 &
 	BG_PID=$!
 }
 
