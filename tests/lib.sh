@@ -114,15 +114,24 @@ stop_daemon() {
 # as a user would (so every test and bench run uses it); into any other
 # (a plain run's, or with no daemon up) by writing cgroup.procs.
 in_ns_cg() {
-	local ns=$1 cg=$2
+	ns_cg_prefix "$1" "$2"
 	shift 2
+	"${NS_CG[@]}" "$@"
+}
+
+# ns_cg_prefix NS CGROUP: NS_CG=(the command that in_ns_cg puts before CMD).
+# For `"${NS_CG[@]}" CMD... &`, whose $! is then CMD's own pid (each step
+# execs the next).
+ns_cg_prefix() {
+	local ns=$1 cg=$2
 	if [ -n "$cg" ] && [ "$cg" = "$CG" ] && [ -n "${DAEMON_PID:-}" ] &&
 		kill -0 "$DAEMON_PID" 2>/dev/null; then
-		"$LOOPLESS" --pin-dir "$PIN" exec --group "$cg" -- ip netns exec "$ns" "$@"
+		NS_CG=("$LOOPLESS" --pin-dir "$PIN" exec --group "$cg" -- ip netns exec "$ns")
 	elif [ -n "$cg" ]; then
-		sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" ip netns exec "$ns" "$@"
+		# shellcheck disable=SC2016 # $$ and $0 are the inner sh's
+		NS_CG=(sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" ip netns exec "$ns")
 	else
-		ip netns exec "$ns" "$@"
+		NS_CG=(ip netns exec "$ns")
 	fi
 }
 

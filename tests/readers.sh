@@ -84,7 +84,8 @@ need_pkg() {
 bg_in() {
 	local cg=$1 logf=$2
 	shift 2
-	in_ns_cg "$NS" "$cg" "$@" >"$logf" 2>&1 &
+	ns_cg_prefix "$NS" "$cg"
+	"${NS_CG[@]}" "$@" >"$logf" 2>&1 &
 	BG_PID=$!
 }
 
