@@ -12,6 +12,9 @@
 #include "log.h"
 #include "netns.h"
 
+/* A refused setns() is said once per process. */
+static bool refused_said;
+
 /* Namespaces visited in one walk; more are skipped (and said once). */
 #define NETNS_MAX 1024
 /* Nesting of cgroup directories followed. */
@@ -62,7 +65,20 @@ static int visit_ns(struct walk *w, const char *path)
 	if (setns(fd, CLONE_NEWNET)) {
 		err = -errno;
 		close(fd);
-		return err == -EINVAL ? 0 : err; /* gone meanwhile */
+		if (err == -EINVAL)
+			return 0; /* gone meanwhile */
+		/* Without CAP_SYS_ADMIN (looplessd.service) or under a filter
+		 * (RestrictNamespaces=): only the own namespace is walked. */
+		if (err == -EPERM) {
+			if (!refused_said)
+				log_warn("cannot enter other network namespaces (setns: %s; it "
+					 "needs CAP_SYS_ADMIN): their sockets are walked only by "
+					 "their own segments",
+					 strerror(-err));
+			refused_said = true;
+			return 0;
+		}
+		return err;
 	}
 	close(fd);
 	err = w->fn(w->ctx);
