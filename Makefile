@@ -221,6 +221,7 @@ install: $(APPS)
 	sed 's|/usr/local/sbin/|$(SBINDIR)/|g' deploy/looplessd.service \
 		> $(DESTDIR)$(UNITDIR)/looplessd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/looplessd.service
+	install -m 0644 deploy/loopless.slice $(DESTDIR)$(UNITDIR)/loopless.slice
 	install -m 0644 man/looplessd.8 man/loopless.8 $(DESTDIR)$(MANDIR)/man8/
 	test -e $(DESTDIR)$(CONFDIR)/looplessd.conf || \
 		install -m 0644 config/looplessd.conf $(DESTDIR)$(CONFDIR)/looplessd.conf
@@ -240,7 +241,7 @@ uninstall:
 		$(SBINDIR)/loopless --pin-dir $(PIN_DIR) uninstall; \
 	fi
 	rm -f $(DESTDIR)$(SBINDIR)/looplessd $(DESTDIR)$(SBINDIR)/loopless \
-		$(DESTDIR)$(UNITDIR)/looplessd.service \
+		$(DESTDIR)$(UNITDIR)/looplessd.service $(DESTDIR)$(UNITDIR)/loopless.slice \
 		$(DESTDIR)$(MANDIR)/man8/looplessd.8 $(DESTDIR)$(MANDIR)/man8/loopless.8
 	@if cmp -s config/looplessd.conf $(DESTDIR)$(CONFDIR)/looplessd.conf; then \
 		rm -f $(DESTDIR)$(CONFDIR)/looplessd.conf; rmdir $(DESTDIR)$(CONFDIR) 2>/dev/null; \

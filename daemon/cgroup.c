@@ -126,3 +126,78 @@ int cgroup_path_of(const char *mnt, uint64_t id, char *out, size_t len)
 		return -errno;
 	return ret == 1 ? 0 : -ENOENT;
 }
+
+/* Processes listed in @dir/cgroup.procs. */
+static int count_procs(const char *dir)
+{
+	char path[4096];
+	int n = 0, c, last = '\n';
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while ((c = fgetc(f)) != EOF) {
+		if (c == '\n' && last != '\n')
+			n++;
+		last = c;
+	}
+	fclose(f);
+	return n + (last != '\n');
+}
+
+static struct cgroup_units *units_out;
+
+static int units_one(const char *fpath, const struct stat *st, int type, struct FTW *ftw)
+{
+	struct cgroup_units *u = units_out;
+	const char *name = fpath + ftw->base, *dot = strrchr(name, '.');
+	int n;
+
+	(void)st;
+	if (type != FTW_D)
+		return 0;
+	n = count_procs(fpath);
+	u->procs += n;
+	/* A unit's cgroup is named after it (systemd.unit(5)): count its
+	 * processes, its own and those of groups below it, under it. */
+	if (ftw->level > 0 && dot && (!strcmp(dot, ".service") || !strcmp(dot, ".scope"))) {
+		if (u->n < CGROUP_UNITS_MAX) {
+			snprintf(u->unit[u->n].name, sizeof(u->unit[0].name), "%s", name);
+			u->unit[u->n].procs = 0;
+			snprintf(u->unit[u->n].path, sizeof(u->unit[0].path), "%s", fpath);
+			u->n++;
+		} else {
+			u->more = true;
+		}
+	}
+	/* nftw goes depth first: the innermost unit seen last that holds
+	 * this group owns its processes. */
+	for (int i = u->n - 1; i >= 0 && n; i--) {
+		size_t l = strlen(u->unit[i].path);
+
+		if (!strncmp(fpath, u->unit[i].path, l) && (fpath[l] == '/' || !fpath[l])) {
+			u->unit[i].procs += n;
+			break;
+		}
+	}
+	return 0;
+}
+
+int cgroup_units(const char *path, struct cgroup_units *u)
+{
+	int ret, i, k;
+
+	memset(u, 0, sizeof(*u));
+	units_out = u;
+	ret = nftw(path, units_one, 16, FTW_PHYS | FTW_MOUNT);
+	if (ret < 0)
+		return -errno;
+	/* Units without a process (stopped, a slice's leftovers) are not "in" it. */
+	for (i = k = 0; i < u->n; i++)
+		if (u->unit[i].procs)
+			u->unit[k++] = u->unit[i];
+	u->n = k;
+	return 0;
+}

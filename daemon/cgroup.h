@@ -3,6 +3,7 @@
 #ifndef LOOPLESS_CGROUP_H
 #define LOOPLESS_CGROUP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,5 +18,21 @@ int cgroup_resolve(const char *mnt, const char *path, char *out, size_t len);
 int cgroup_id(const char *path, uint64_t *id);
 /* Find the path of cgroup @id below @mnt; -ENOENT when gone. */
 int cgroup_path_of(const char *mnt, uint64_t id, char *out, size_t len);
+
+#define CGROUP_UNITS_MAX 32
+
+/* The systemd units whose processes are in a cgroup (its *.service and
+ * *.scope groups with a process), and how many processes it holds in all. */
+struct cgroup_units {
+	int procs;
+	int n;
+	bool more; /* more units than CGROUP_UNITS_MAX */
+	struct {
+		char name[128];
+		char path[4096];
+		int procs;
+	} unit[CGROUP_UNITS_MAX];
+};
+int cgroup_units(const char *path, struct cgroup_units *u);
 
 #endif

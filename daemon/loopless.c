@@ -42,7 +42,8 @@ static void usage(FILE *f)
 		"looplessd.\n"
 		"\n"
 		"Commands:\n"
-		"  status      is the datapath loaded and attached; to which cgroups; map fill\n"
+		"  status      is the datapath loaded and attached; to which cgroups, with the\n"
+		"              processes and systemd units in each; map fill\n"
 		"              (exit 0 when attached, 1 otherwise)\n"
 		"  stats       the datapath's counters, summed over CPUs, and the sockhash's\n"
 		"              fill (sockets) and capacity (max_sockets); looplessd's\n"
@@ -132,6 +133,9 @@ static int print_link(const char *dir, const char *name, int link_fd, uint64_t c
 	struct bpf_link_info info = {};
 	__u32 len = sizeof(info);
 	char path[CONFIG_PATH_MAX] = "(removed)";
+	struct cgroup_units *u;
+	bool have_units = true;
+	int i;
 
 	(void)dir;
 	(void)name;
@@ -139,13 +143,33 @@ static int print_link(const char *dir, const char *name, int link_fd, uint64_t c
 		return 0;
 	if (!s->mnt[0] || cgroup_path_of(s->mnt, cgroup_id, path, sizeof(path)))
 		snprintf(path, sizeof(path), "(cgroup id %" PRIu64 ")", cgroup_id);
-	if (s->o->json)
-		printf("%s{\"path\":\"%s\",\"cgroup_id\":%" PRIu64
-		       ",\"link_id\":%u,\"prog_id\":%u}",
+	/* Which services it accelerates: their cgroups below it. */
+	u = calloc(1, sizeof(*u));
+	if (!u || path[0] != '/' || cgroup_units(path, u))
+		have_units = false;
+	if (s->o->json) {
+		printf("%s{\"path\":\"%s\",\"cgroup_id\":%" PRIu64 ",\"link_id\":%u,\"prog_id\":%u",
 		       s->n ? "," : "", path, cgroup_id, info.id, info.prog_id);
-	else
+		if (have_units) {
+			printf(",\"processes\":%d,\"units\":[", u->procs);
+			for (i = 0; i < u->n; i++)
+				printf("%s{\"unit\":\"%s\",\"processes\":%d}", i ? "," : "",
+				       u->unit[i].name, u->unit[i].procs);
+			printf("]");
+		}
+		printf("}");
+	} else {
 		printf("  cgroup:   %s (id %" PRIu64 ", link %u, prog %u)\n", path, cgroup_id,
 		       info.id, info.prog_id);
+		if (have_units) {
+			printf("            %d process%s", u->procs, u->procs == 1 ? "" : "es");
+			for (i = 0; i < u->n; i++)
+				printf("%s %s (%d)", i ? "," : "; units:", u->unit[i].name,
+				       u->unit[i].procs);
+			printf("%s\n", u->more ? ", ..." : "");
+		}
+	}
+	free(u);
 	s->n++;
 	return 0;
 }

@@ -38,6 +38,7 @@ struct opts {
 	bool config_explicit;
 	const char *cli_cgroups[CONFIG_MAX_CGROUPS];
 	int n_cli_cgroups;
+	const char *default_cgroup; /* --default-cgroup: instead of the root */
 	const char *pin_dir;
 	const char *log_level;
 	const char *metrics;
@@ -106,6 +107,10 @@ static void usage(FILE *f)
 		"                        when that is missing, built-in defaults)\n"
 		"  -g, --cgroup PATH     cgroup v2 path to attach to, absolute or relative to the\n"
 		"                        cgroup2 mount; repeatable; replaces the config's list\n"
+		"  -D, --default-cgroup PATH\n"
+		"                        the cgroup to attach to when neither the config nor\n"
+		"                        --cgroup names one, instead of the cgroup2 root (the\n"
+		"                        systemd unit passes loopless.slice)\n"
 		"  -p, --pin-dir DIR     bpffs directory for pins (default %s)\n"
 		"  -l, --log-level LVL   error, warn, info or debug (default info)\n"
 		"  -m, --metrics ADDR    serve /metrics and /healthz on ADDR:PORT (\"\" for off);\n"
@@ -137,6 +142,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "cgroup", required_argument, NULL, 'g' },
+		{ "default-cgroup", required_argument, NULL, 'D' },
 		{ "pin-dir", required_argument, NULL, 'p' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "metrics", required_argument, NULL, 'm' },
@@ -152,7 +158,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	/* Errors are ours, one line each: getopt's own message would be one
 	 * and "Try --help" another. */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":c:g:p:l:m:nhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:g:D:p:l:m:nhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			if (!optarg[0]) {
@@ -169,6 +175,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				return EXIT_USAGE;
 			}
 			o->cli_cgroups[o->n_cli_cgroups++] = optarg;
+			break;
+		case 'D':
+			o->default_cgroup = optarg;
 			break;
 		case 'p':
 			o->pin_dir = optarg;
@@ -220,6 +229,15 @@ static int build_config(const struct opts *o, struct config *cfg)
 		/* -EINVAL: the text ("file:line: ..."); else the file itself. */
 		log_error("%s%s", o->config_explicit && ret != -EINVAL ? "--config: " : "", err);
 		return EXIT_USAGE;
+	}
+	/* The unit's loopless.slice: what neither the file nor --cgroup
+	 * names falls back to it rather than to the whole host. */
+	if (!o->n_cli_cgroups && o->default_cgroup && cfg->cgroups_are_default) {
+		config_set_cgroups_clear(cfg);
+		if (config_add_cgroup(cfg, o->default_cgroup, 0, err, sizeof(err))) {
+			log_error("--default-cgroup: %s", err);
+			return EXIT_USAGE;
+		}
 	}
 	if (o->n_cli_cgroups) {
 		config_set_cgroups_clear(cfg);

@@ -856,6 +856,17 @@ t_systemd_unit() {
 	awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 3.0) }' ||
 		die "exposure level '$score' (want <= 3.0):$(grep '✗' <<<"$out")"
 	log "systemd-analyze verify: clean; security --offline: exposure $score"
+	# The slice, and a service given the documented drop-in.
+	mkdir -p "$TMP/units/myapp.service.d"
+	cp deploy/loopless.slice "$TMP/units/"
+	printf '[Service]\nExecStart=/bin/true\n' >"$TMP/units/myapp.service"
+	printf '[Service]\nSlice=loopless.slice\n' >"$TMP/units/myapp.service.d/loopless.conf"
+	out=$(cd "$TMP/units" && SYSTEMD_UNIT_PATH="$TMP/units:" systemd-analyze verify --man=no \
+		"$TMP/units/loopless.slice" myapp.service 2>&1) || die "verify the slice: $out"
+	[ -z "$out" ] || die "systemd-analyze verify loopless.slice: $out"
+	grep -q '^Wants=loopless.slice' deploy/looplessd.service &&
+		grep -q '^ExecStart=.*--default-cgroup loopless.slice' deploy/looplessd.service ||
+		die "looplessd.service does not default to loopless.slice"
 
 	caps=$(sed -n 's/^CapabilityBoundingSet=//p' deploy/looplessd.service)
 	[ "$caps" = "CAP_BPF CAP_NET_ADMIN CAP_PERFMON" ] || die "unit grants '$caps'"
@@ -897,11 +908,12 @@ t_install() {
 	make -s OUTPUT="$BUILD" install DESTDIR="$root" PREFIX=/usr >"$TMP/make.out" 2>&1 ||
 		die "make install: $(cat "$TMP/make.out")"
 	for f in usr/sbin/looplessd usr/sbin/loopless usr/lib/systemd/system/looplessd.service \
-		usr/share/man/man8/looplessd.8 usr/share/man/man8/loopless.8 etc/loopless/looplessd.conf; do
+		usr/lib/systemd/system/loopless.slice usr/share/man/man8/looplessd.8 usr/share/man/man8/loopless.8 etc/loopless/looplessd.conf; do
 		[ -e "$root/$f" ] || die "make install did not create /$f"
 	done
 	[ -x "$root/usr/sbin/looplessd" ] || die "looplessd not executable"
-	grep -qx "ExecStart=/usr/sbin/looplessd" "$root/usr/lib/systemd/system/looplessd.service" ||
+	grep -qx "ExecStart=/usr/sbin/looplessd --default-cgroup loopless.slice" \
+		"$root/usr/lib/systemd/system/looplessd.service" ||
 		die "ExecStart does not follow PREFIX"
 	grep -q /usr/local "$root/usr/lib/systemd/system/looplessd.service" &&
 		die "the unit still names /usr/local"
@@ -1041,11 +1053,22 @@ t_systemd_boot() {
 		done | paste -sd' '
 	}
 	PIN=$(sed -n 's/^pin_dir = //p' /etc/loopless/looplessd.conf)
+	R() { /usr/local/sbin/loopless --pin-dir "$PIN" stats --json |
+		sed 's/.*"redirected_bytes":\([0-9]*\).*/\1/'; }
 	systemctl start looplessd; echo "start=$?"
 	echo "state1=$(show)"
-	/opt/build/lltraffic pair --connect 127.0.0.1 --bytes 8M --rate 64M | sed 's/^/pair=/'
-	echo "redirected=$(/usr/local/sbin/loopless --pin-dir "$PIN" stats --json |
-		sed 's/.*"redirected_bytes":\([0-9]*\).*/\1/')"
+	echo "cgroups=$(/usr/local/sbin/loopless --pin-dir "$PIN" status | grep -c 'cgroup: .*/loopless.slice ')"
+	# This script's own service is not in loopless.slice: plain TCP.
+	/opt/build/lltraffic pair --connect 127.0.0.1 --bytes 8M --rate 64M | sed 's/^/outside=/'
+	echo "redirected_outside=$(R)"
+	# Services with the drop-in (Slice=loopless.slice) are accelerated;
+	# status names the one still running (pair.service is done by then).
+	systemctl start sleeper.service
+	systemctl start pair.service; echo "pair_unit=$?"
+	sed 's/^/pair=/' /out/pair.txt
+	echo "redirected=$(R)"
+	echo "units=$(/usr/local/sbin/loopless --pin-dir "$PIN" status | grep -o 'units:.*')"
+	systemctl stop sleeper.service
 	A=$(at); echo "at1=$A"
 	echo "metric=$(curl -s --noproxy '*' "http://$A/metrics" |
 		sed -n 's/^loopless_redirected_bytes_total //p')"
@@ -1076,6 +1099,15 @@ t_systemd_boot() {
 	chmod +x "$script"
 	printf '[Unit]\nAfter=multi-user.target\n[Service]\nType=oneshot\nExecStart=/opt/boot-test.sh\n' \
 		>"$TMP/boot-test.service"
+	# Two services as a user would accelerate them: unchanged units plus
+	# the documented drop-in (systemctl edit: [Service] Slice=loopless.slice).
+	mkdir -p "$TMP/units/pair.service.d" "$TMP/units/sleeper.service.d"
+	printf '[Service]\nType=oneshot\nExecStart=/opt/build/lltraffic pair --connect 127.0.0.1 --bytes 8M --rate 64M\nStandardOutput=file:/out/pair.txt\n' \
+		>"$TMP/units/pair.service"
+	printf '[Service]\nExecStart=/bin/sleep 60\n' >"$TMP/units/sleeper.service"
+	for u in pair sleeper; do
+		printf '[Service]\nSlice=loopless.slice\n' >"$TMP/units/$u.service.d/loopless.conf"
+	done
 	# nspawn puts the container in payload/ and itself in supervisor/
 	# below its own cgroup: run it from the test's cgroup, so that they
 	# go with it (on a hybrid host also in the name=systemd hierarchy,
@@ -1099,6 +1131,11 @@ t_systemd_boot() {
 		--bind=/sys/fs/bpf --bind-ro="$root/usr/local/sbin:/usr/local/sbin" \
 		--bind-ro="$(realpath "$BUILD"):/opt/build" --bind-ro="$script:/opt/boot-test.sh" \
 		--bind-ro="$unit:/etc/systemd/system/looplessd.service" \
+		--bind-ro="${unit%/*}/loopless.slice:/etc/systemd/system/loopless.slice" \
+		--bind-ro="$TMP/units/pair.service:/etc/systemd/system/pair.service" \
+		--bind-ro="$TMP/units/pair.service.d:/etc/systemd/system/pair.service.d" \
+		--bind-ro="$TMP/units/sleeper.service:/etc/systemd/system/sleeper.service" \
+		--bind-ro="$TMP/units/sleeper.service.d:/etc/systemd/system/sleeper.service.d" \
 		--bind-ro="$TMP/boot-test.service:/etc/systemd/system/boot-test.service" \
 		--bind="$TMP/etc:/etc/loopless" --bind="$TMP/out:/out" \
 		--bind-ro="$TMP/no-presets.preset:/etc/systemd/system-preset/00-loopless-test.preset" \
@@ -1118,8 +1155,15 @@ t_systemd_boot() {
 	"active running attached: 1 cgroup(s)"*) ;;
 	*) die "state1: $(k state1)" ;;
 	esac
+	[ "$(k cgroups)" = 1 ] || die "looplessd.service is not attached to loopless.slice"
+	case "$(k outside)" in ok*) ;; *) die "traffic outside the slice: $(k outside)" ;; esac
+	[ "$(k redirected_outside)" = 0 ] ||
+		die "$(k redirected_outside) bytes redirected outside loopless.slice"
+	[ "$(k pair_unit)" = 0 ] || die "pair.service failed: $(cat "$res")"
 	case "$(k pair)" in ok*) ;; *) die "traffic in the container: $(k pair)" ;; esac
-	[ "$(k redirected)" -ge $(((8 << 20) / 100 * 95)) ] || die "not redirected under systemd: $(k redirected)"
+	[ "$(k redirected)" -ge $(((8 << 20) / 100 * 95)) ] ||
+		die "not redirected in loopless.slice under systemd: $(k redirected)"
+	case "$(k units)" in *sleeper.service*) ;; *) die "status does not list sleeper.service: $(k units)" ;; esac
 	# The scrape itself is a local connection in the container's cgroup:
 	# its request is redirected too.
 	[ "$(k metric)" -ge "$(k redirected)" ] || die "/metrics $(k metric) < stats $(k redirected)"
@@ -1136,6 +1180,8 @@ t_systemd_boot() {
 	[ "$(k adopted)" -ge 1 ] || die "restart did not adopt"
 	[ "$(k uninstall)" = 0 ] || die "uninstall in the container"
 	log "under systemd: $(k state1)"
+	log "default cgroup loopless.slice: outside it 0 bytes redirected; pair.service with" \
+		"the drop-in $(k redirected) of 8 MiB; status $(k units)"
 	log "redirected $(k redirected) bytes, /metrics agrees;" \
 		"reload -> $(k state2 | sed 's/.*metrics //')"
 	log "broken reload rejected, stop keeps the datapath, restart adopts it"
