@@ -4,7 +4,8 @@
 #   make deps       install build and test dependencies (apt-get, npm ci; idempotent)
 #   make install    PREFIX=/usr/local DESTDIR= : binaries, systemd unit, man pages,
 #                   /etc/loopless/looplessd.conf (kept if present); make uninstall
-#   make test       unit + integration tests (root, real kernel)
+#   make test       unit + integration tests (root, real kernel); T='mesh_* exec'
+#                   or T=test_key:test_reenter* runs only those (tests/run.sh --list)
 #   make demo       a redirected local connection and its counters
 #   make fuzz       the configuration parser under libFuzzer for FUZZ_SECONDS (60)
 #   make soak       many connections, resets and daemon restarts for SOAK_SECONDS (120)
@@ -172,8 +173,9 @@ deps:
 		npm ci --no-audit --no-fund --loglevel=error; \
 	fi
 
+# T=PATTERN...: only the tests it names (globs, see tests/run.sh --list).
 test: all
-	$(Q)tests/run.sh $(OUTPUT)
+	$(Q)set -f; tests/run.sh $(OUTPUT) $(T)
 
 unit: $(OUTPUT)/test_config $(OUTPUT)/test_key $(OUTPUT)/test_counters
 	$(Q)tests/run.sh --unit-only $(OUTPUT)

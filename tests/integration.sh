@@ -309,16 +309,18 @@ upgrade_from() {
 }
 
 t_upgrade() {
-	local from
+	local from ran=0
 	for from in $UPGRADE_FROM; do
 		if ! git cat-file -e "$from^{commit}" 2>/dev/null; then
 			[ "$(git rev-parse --is-shallow-repository 2>/dev/null)" = true ] ||
 				die "commit $from is not in this repository"
-			log "SKIPPED: shallow clone, $from is not in it (git fetch --unshallow)"
+			log "not tested: shallow clone, $from is not in it (git fetch --unshallow)"
 			continue
 		fi
 		upgrade_from "$from"
+		ran=$((ran + 1))
 	done
+	[ $ran -gt 0 ] || { log "SKIP: no older version in this shallow clone"; exit 77; }
 }
 
 # 8. `loopless uninstall` while a connection is open and idle: it keeps
@@ -1715,7 +1717,7 @@ t_v6_semantics() {
 t_mptcp() {
 	local r0 e0 i0 rx0 out
 	[ "$(ip netns exec "$NS" sysctl -n net.mptcp.enabled 2>/dev/null)" = 1 ] ||
-		{ log "kernel without MPTCP: skipped"; return 0; }
+		{ log "SKIP: kernel without MPTCP"; exit 77; }
 	start_daemon
 	r0=$(counter redirected_bytes)
 	e0=$(counter insert_errors)
@@ -1781,12 +1783,12 @@ t_fuzz_config() {
 # cgroup is plain TCP (its end never enters the map, so neither end is
 # redirected), the figure to compare with. Killed by the cgroup cleanup.
 
-# need_cmd CMD...: skip the test (pass, with a note) when a tool is missing;
-# `make deps` installs them all.
+# need_cmd CMD...: skip the test (exit 77: tests/run.sh prints SKIP and
+# counts it apart) when a tool is missing; `make deps` installs them all.
 need_cmd() {
 	local c
 	for c in "$@"; do
-		command -v "$c" >/dev/null || { log "SKIPPED: $c not installed (make deps)"; exit 0; }
+		command -v "$c" >/dev/null || { log "SKIP: $c not installed (make deps)"; exit 77; }
 	done
 }
 
@@ -1844,7 +1846,7 @@ t_redis() {
 # checked by sha256; a short wrk load when wrk is there.
 t_nginx() {
 	local port r0 p0 sum ll plain
-	need_cmd nginx curl
+	need_cmd nginx curl wrk
 	start_daemon
 	mkdir -p "$TMP/www" "$TMP/nginx"
 	head -c 64M /dev/urandom >"$TMP/www/big"
@@ -1883,7 +1885,6 @@ t_nginx() {
 		# the keep-alive load below is redirected.
 		log "nginx sendfile $([ $port = 8090 ] && echo on || echo off): 64 MiB sha256 ok, redirected +$(grew redirected_bytes "$r0"), passed +$(grew passed_bytes "$p0")"
 	done
-	command -v wrk >/dev/null || { log "wrk not installed: load skipped"; return 0; }
 	r0=$(counter redirected_msgs)
 	ll=$(in_ns_cg "$NS" "$CG" wrk -t1 -c8 -d2s "http://127.0.0.1:8090/small" |
 		sed -n 's/^Requests\/sec: *//p')

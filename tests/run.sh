@@ -2,8 +2,13 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Test runner: unit tests (cmocka) then integration tests (the t_* functions of
 # tests/integration.sh, tests/misuse.sh, tests/mesh.sh and tests/readers.sh, needs
-# root). Ends with "N passed, N failed"; exits non-zero on any failure.
-#   tests/run.sh [--unit-only | --integration-only] [BUILD_DIR] [TEST_NAME...]
+# root). Ends with "N passed, N failed, N skipped"; exits non-zero on any failure.
+#   tests/run.sh [--unit-only | --integration-only] [BUILD_DIR] [PATTERN...]
+#   tests/run.sh --list [BUILD_DIR]
+# PATTERN: a shell glob over integration test names ('mesh_*', 'exec'), or a
+# unit test binary, alone or with a glob over its tests ('test_key',
+# 'test_key:test_reenter*'). With patterns, only what they match runs.
+# An integration test skips by exiting 77 (need_cmd): SKIP, counted apart.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 
@@ -11,21 +16,28 @@ mode=all
 case "${1:-}" in
 --unit-only) mode=unit; shift ;;
 --integration-only) mode=integration; shift ;;
+--list) mode=list; shift ;;
 esac
 BUILD=${1:-build}
 shift || true
 ONLY=("$@")
 # Files of t_* functions, all sourced for every test (helpers are shared).
 TEST_FILES=(tests/integration.sh tests/misuse.sh tests/mesh.sh tests/readers.sh)
+UNIT_BINS=(test_config test_key test_counters)
+SKIP_RC=77
 
 passed=0
 failed=0
+skipped=0
 failures=()
 
 record() { # record NAME RC SECONDS
 	if [ "$2" -eq 0 ]; then
 		passed=$((passed + 1))
 		printf 'PASS  %-28s %3ss\n' "$1" "$3"
+	elif [ "$2" -eq $SKIP_RC ]; then
+		skipped=$((skipped + 1))
+		printf 'SKIP  %-28s %3ss\n' "$1" "$3"
 	else
 		failed=$((failed + 1))
 		failures+=("$1")
@@ -33,23 +45,59 @@ record() { # record NAME RC SECONDS
 	fi
 }
 
+# matches NAME: whether NAME is selected (everything when no pattern is given).
+matches() {
+	local p
+	[ ${#ONLY[@]} -eq 0 ] && return 0
+	for p in "${ONLY[@]}"; do
+		# shellcheck disable=SC2053 # a glob on purpose
+		[[ $1 == $p ]] && return 0
+	done
+	return 1
+}
+
+# unit_filter BIN: the cmocka test glob a pattern gives BIN ("" for all);
+# fails when no pattern names BIN.
+unit_filter() {
+	local p
+	if [ ${#ONLY[@]} -eq 0 ]; then
+		echo ""
+		return 0
+	fi
+	for p in "${ONLY[@]}"; do
+		case $p in
+		"$1") echo "" && return 0 ;;
+		"$1":*) echo "${p#*:}" && return 0 ;;
+		esac
+	done
+	return 1
+}
+
 run_unit() {
-	local bin out rc n
-	for bin in "$BUILD"/test_config "$BUILD"/test_key "$BUILD"/test_counters; do
-		out=$(cd . && "$bin" 2>&1)
+	local b bin out rc n filter
+	for b in "${UNIT_BINS[@]}"; do
+		filter=$(unit_filter "$b") || continue
+		bin="$BUILD/$b"
+		# cmocka_set_test_filter() in each main reads it.
+		out=$(LOOPLESS_TEST_FILTER="$filter" "$bin" 2>&1)
 		rc=$?
-		# cmocka: "[  PASSED  ] N test(s)." and "[  FAILED  ] N test(s)..."
+		# cmocka: "[  PASSED  ] N test(s).", "[  FAILED  ] N test(s)...",
+		# "[  SKIPPED ] N test(s)."
 		n=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' <<<"$out")
 		passed=$((passed + ${n:-0}))
+		n=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' <<<"$out")
+		skipped=$((skipped + ${n:-0}))
 		n=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' <<<"$out")
 		if [ $rc -ne 0 ] || [ -n "$n" ]; then
 			echo "$out" | grep -E '^\[  (FAILED|ERROR) ' >&2
 			failed=$((failed + ${n:-1}))
-			failures+=("$(basename "$bin")")
+			failures+=("$b")
 		fi
-		printf 'UNIT  %-28s rc=%d\n' "$(basename "$bin")" $rc
+		printf 'UNIT  %-28s rc=%d%s\n' "$b" $rc "${filter:+ (tests $filter)}"
 	done
 }
+
+integration_tests() { grep -ho '^t_[a-z0-9_]*' "${TEST_FILES[@]}" | sed 's/^t_//'; }
 
 run_integration() {
 	local t start rc logf
@@ -60,12 +108,9 @@ run_integration() {
 		return
 	fi
 	mkdir -p "$BUILD/test-logs"
-	tests=$(grep -ho '^t_[a-z0-9_]*' "${TEST_FILES[@]}")
-	for t in $tests; do
-		if [ ${#ONLY[@]} -gt 0 ] && ! printf '%s\n' "${ONLY[@]}" | grep -qx "${t#t_}"; then
-			continue
-		fi
-		logf="$BUILD/test-logs/${t#t_}.log"
+	for t in $(integration_tests); do
+		matches "$t" || continue
+		logf="$BUILD/test-logs/$t.log"
 		start=$(date +%s)
 		(
 			BUILD=$BUILD
@@ -74,12 +119,12 @@ run_integration() {
 				# shellcheck source=/dev/null
 				source "$f"
 			done
-			env_setup "${t#t_}"
-			"$t"
+			env_setup "$t"
+			"t_$t"
 		) >"$logf" 2>&1
 		rc=$?
-		record "${t#t_}" $rc $(($(date +%s) - start))
-		if [ $rc -ne 0 ]; then
+		record "$t" $rc $(($(date +%s) - start))
+		if [ $rc -ne 0 ] && [ $rc -ne $SKIP_RC ]; then
 			sed 's/^/      /' "$logf" | tail -25
 		else
 			grep -E '^  ' "$logf" | head -8
@@ -87,9 +132,18 @@ run_integration() {
 	done
 }
 
+if [ "$mode" = list ]; then
+	printf '%s\n' "${UNIT_BINS[@]}"
+	integration_tests
+	exit 0
+fi
 [ "$mode" != integration ] && run_unit
 [ "$mode" != unit ] && run_integration
 
 [ ${#failures[@]} -gt 0 ] && echo "failed: ${failures[*]}"
-echo "$passed passed, $failed failed"
+if [ $((passed + failed + skipped)) -eq 0 ]; then
+	echo "no test matches: ${ONLY[*]} (tests/run.sh --list)" >&2
+	exit 2
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -135,5 +135,9 @@ int main(void)
 		cmocka_unit_test(test_prometheus_text),
 	};
 
+	const char *only = getenv("LOOPLESS_TEST_FILTER"); /* tests/run.sh BIN:GLOB */
+
+	if (only && *only)
+		cmocka_set_test_filter(only);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
