@@ -94,7 +94,7 @@ $(OUTPUT)/looplessd: $(OBJ)/looplessd.o $(OBJ)/metrics.o $(COMMON_OBJS) | $(OUTP
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LIBBPF_LIBS) $(INIH_LIBS) $(SYSTEMD_LIBS) $(MHD_LIBS) -lcap -o $@
 
-$(OUTPUT)/loopless: $(OBJ)/loopless.o $(OBJ)/procs.o $(OBJ)/join.o $(COMMON_OBJS) | $(OUTPUT)
+$(OUTPUT)/loopless: $(OBJ)/loopless.o $(OBJ)/procs.o $(OBJ)/join.o $(OBJ)/json.o $(COMMON_OBJS) | $(OUTPUT)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LIBBPF_LIBS) $(INIH_LIBS) -o $@
 

@@ -17,6 +17,7 @@
 #include "counters.h"
 #include "datapath.h"
 #include "join.h"
+#include "json.h"
 #include "log.h"
 #include "loopless.h"
 #include "pins.h"
@@ -148,13 +149,17 @@ static int print_link(const char *dir, const char *name, int link_fd, uint64_t c
 	if (!u || path[0] != '/' || cgroup_units(path, u))
 		have_units = false;
 	if (s->o->json) {
-		printf("%s{\"path\":\"%s\",\"cgroup_id\":%" PRIu64 ",\"link_id\":%u,\"prog_id\":%u",
-		       s->n ? "," : "", path, cgroup_id, info.id, info.prog_id);
+		printf("%s{\"path\":", s->n ? "," : "");
+		json_str(stdout, path);
+		printf(",\"cgroup_id\":%" PRIu64 ",\"link_id\":%u,\"prog_id\":%u", cgroup_id,
+		       info.id, info.prog_id);
 		if (have_units) {
 			printf(",\"processes\":%d,\"units\":[", u->procs);
-			for (i = 0; i < u->n; i++)
-				printf("%s{\"unit\":\"%s\",\"processes\":%d}", i ? "," : "",
-				       u->unit[i].name, u->unit[i].procs);
+			for (i = 0; i < u->n; i++) {
+				printf("%s{\"unit\":", i ? "," : "");
+				json_str(stdout, u->unit[i].name);
+				printf(",\"processes\":%d}", u->unit[i].procs);
+			}
 			printf("]");
 		}
 		printf("}");
@@ -186,10 +191,11 @@ static int cmd_status(const struct opts *o)
 
 	err = pins_open(o->pin_dir, &p);
 	if (err) {
-		if (o->json)
-			printf("{\"loaded\":false,\"attached\":false,\"pin_dir\":\"%s\"}\n",
-			       o->pin_dir);
-		else
+		if (o->json) {
+			printf("{\"loaded\":false,\"attached\":false,\"pin_dir\":");
+			json_str(stdout, o->pin_dir);
+			printf("}\n");
+		} else
 			printf("loopless: not loaded (nothing pinned in %s)\n", o->pin_dir);
 		return 1;
 	}
@@ -202,9 +208,10 @@ static int cmd_status(const struct opts *o)
 	cgroup2_mount(s.mnt, sizeof(s.mnt));
 
 	if (o->json) {
-		printf("{\"loaded\":true,\"pin_dir\":\"%s\",\"sk_msg_attached\":%s,\"sockets\":%u,"
-		       "\"max_sockets\":%u,\"cgroups\":[",
-		       o->pin_dir, n_progs ? "true" : "false", fill, info.max_entries);
+		printf("{\"loaded\":true,\"pin_dir\":");
+		json_str(stdout, o->pin_dir);
+		printf(",\"sk_msg_attached\":%s,\"sockets\":%u,\"max_sockets\":%u,\"cgroups\":[",
+		       n_progs ? "true" : "false", fill, info.max_entries);
 		pins_for_each_link(o->pin_dir, print_link, &s);
 		attached = s.n > 0 && n_progs > 0;
 		printf("],\"attached\":%s}\n", attached ? "true" : "false");
@@ -245,10 +252,13 @@ static int cmd_stats(const struct opts *o)
 			snprintf(unnamed, sizeof(unnamed), "counter_%d", i);
 			key = unnamed;
 		}
-		if (o->json)
-			printf("%s\"%s\":%" PRIu64, i ? "," : "{", key, v[i]);
-		else
+		if (o->json) {
+			fputs(i ? "," : "{", stdout);
+			json_str(stdout, key);
+			printf(":%" PRIu64, v[i]);
+		} else {
 			printf("%-18s %" PRIu64 "\n", key, v[i]);
+		}
 	}
 	if (o->json)
 		printf("}\n");
@@ -318,18 +328,27 @@ static void print_conn_json(const struct ll_conn_rec *r, const struct ll_conn_re
 
 	fmt_endpoint(local, sizeof(local), r->family, r->laddr, r->lport);
 	fmt_endpoint(remote, sizeof(remote), r->family, r->raddr, r->rport);
-	printf("%s{\"netns_cookie\":%llu,\"family\":\"%s\",\"local\":\"%s\","
-	       "\"remote\":\"%s\",\"cookie\":%llu,\"role\":\"%s\",\"state\":\"%s\","
-	       "\"peer_cookie\":%llu,\"pid\":%d,\"comm\":\"%s\",\"sends\":\"%s\",\"reader\":\"%s\","
-	       "\"unread_bytes\":%u}",
-	       first ? "" : ",", (unsigned long long)r->key.netns, family_name(r->family), local,
-	       remote, (unsigned long long)r->cookie,
-	       r->flags & LL_REC_LEGACY ? "unknown" :
-	       r->flags & LL_SK_ACTIVE	? "client" :
-					  "server",
-	       rec_state(r, peer), peer ? (unsigned long long)peer->cookie : 0ULL,
-	       own ? (int)own->pid : 0, own && own->pid ? own->comm : "", rec_sends(r),
-	       rec_reader(r), r->queued);
+	printf("%s{\"netns_cookie\":%llu,\"family\":", first ? "" : ",",
+	       (unsigned long long)r->key.netns);
+	json_str(stdout, family_name(r->family));
+	printf(",\"local\":");
+	json_str(stdout, local);
+	printf(",\"remote\":");
+	json_str(stdout, remote);
+	printf(",\"cookie\":%llu,\"role\":", (unsigned long long)r->cookie);
+	json_str(stdout, r->flags & LL_REC_LEGACY ? "unknown" :
+			 r->flags & LL_SK_ACTIVE  ? "client" :
+						    "server");
+	printf(",\"state\":");
+	json_str(stdout, rec_state(r, peer));
+	printf(",\"peer_cookie\":%llu,\"pid\":%d,\"comm\":",
+	       peer ? (unsigned long long)peer->cookie : 0ULL, own ? (int)own->pid : 0);
+	json_str(stdout, own && own->pid ? own->comm : "");
+	printf(",\"sends\":");
+	json_str(stdout, rec_sends(r));
+	printf(",\"reader\":");
+	json_str(stdout, rec_reader(r));
+	printf(",\"unread_bytes\":%u}", r->queued);
 }
 
 /* One end: its process, its tuple as it sees it, its sends and queue. */

@@ -443,7 +443,7 @@ t_exec() {
 # The CLI's machine output has the documented keys, and conns lists a live
 # pair with its socket cookies.
 t_cli() {
-	local keys pid
+	local keys pid pd
 	start_daemon
 	keys=$(stat_json | jq -r 'keys[]' | sort | tr '\n' ' ')
 	for k in redirected_msgs redirected_bytes passed_msgs sockets_inserted insert_errors; do
@@ -453,6 +453,14 @@ t_cli() {
 	"$LOOPLESS" --pin-dir "$PIN" status --json | jq -e '.attached == true' >/dev/null ||
 		die "status --json not attached"
 	"$LOOPLESS" --pin-dir "$PIN" status | grep -q "$CG" || die "status does not name the cgroup"
+	"$LOOPLESS" --pin-dir "$PIN" status --json |
+		jq -e '.cgroups[0].processes >= 0 and (.cgroups[0].units | type) == "array"' \
+			>/dev/null || die "status --json: no processes and units per cgroup"
+	# Every string goes through one JSON writer: quotes, backslashes and
+	# control characters in a value still give valid JSON, value intact.
+	pd=$'/tmp/no"such\\pin\tdir'
+	"$LOOPLESS" --pin-dir "$pd" status --json | jq -e --arg p "$pd" '.pin_dir == $p' >/dev/null ||
+		die "status --json with a quote in the pin dir: $("$LOOPLESS" --pin-dir "$pd" status --json)"
 	pair_checked "$NS" "$CG" --connect 127.0.0.1 --port 7300 --bytes 1M --pause-after 1M \
 		--ready-file "$TMP/ready" --resume-file "$TMP/resume" >/dev/null &
 	pid=$!
