@@ -11,10 +11,16 @@
 #   make soak       many connections, resets and daemon restarts for SOAK_SECONDS (120)
 #   make bench      the comparison: lo vs local IP vs loopless vs UDS vs pipe
 #                   (BENCH_ARGS="--full" or "--quick --modes lo,redirect-lo" ...)
-#   make SANITIZE=1 build with ASan/UBSan
+#   make SANITIZE=1 build with ASan/UBSan into build-sanitize/ (make test SANITIZE=1)
 #   V=1             show full commands
 
+# A sanitized build goes to a directory of its own: mixing its objects with a
+# plain build's would silently keep the old ones.
+ifeq ($(SANITIZE),1)
+OUTPUT ?= build-sanitize
+else
 OUTPUT ?= build
+endif
 OBJ := $(OUTPUT)/obj
 CLANG ?= clang
 LLVM_STRIP ?= llvm-strip
@@ -27,13 +33,16 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.
 PREFIX ?= /usr/local
 DESTDIR ?=
 
+# CFLAGS and LDFLAGS are the caller's (make CFLAGS='-O0 -g -Wshadow'); what
+# the build needs regardless is kept apart and always added.
 CFLAGS ?= -O2 -g
-CFLAGS += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -DLOOPLESS_VERSION='"$(VERSION)"'
-CFLAGS += -Ibpf -Idaemon -I$(OBJ)
+LL_CPPFLAGS := -std=gnu11 -D_GNU_SOURCE -DLOOPLESS_VERSION='"$(VERSION)"' -Ibpf -Idaemon -I$(OBJ)
+LL_WARN := -Wall -Wextra -Werror
 ifeq ($(SANITIZE),1)
-CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
-LDFLAGS += -fsanitize=address,undefined
+LL_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer
 endif
+LL_CFLAGS = $(LL_CPPFLAGS) $(LL_WARN) $(LL_SAN) $(CFLAGS)
+LL_LDFLAGS = $(LL_SAN) $(LDFLAGS)
 
 LIBBPF_LIBS = $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
 INIH_LIBS = $(shell $(PKG_CONFIG) --libs inih 2>/dev/null || echo -linih)
@@ -85,30 +94,30 @@ $(OBJ)/loopless.skel.h: $(OBJ)/loopless.bpf.o
 
 $(OBJ)/%.o: daemon/%.c $(wildcard daemon/*.h) bpf/loopless.h | $(OBJ)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(LL_CFLAGS) -c $< -o $@
 
 # Files that include the skeleton.
 $(OBJ)/looplessd.o $(OBJ)/datapath.o: $(OBJ)/loopless.skel.h
 
 $(OUTPUT)/looplessd: $(OBJ)/looplessd.o $(OBJ)/metrics.o $(COMMON_OBJS) | $(OUTPUT)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(LDFLAGS) $^ $(LIBBPF_LIBS) $(INIH_LIBS) $(SYSTEMD_LIBS) $(MHD_LIBS) -lcap -o $@
+	$(Q)$(CC) $(LL_LDFLAGS) $^ $(LIBBPF_LIBS) $(INIH_LIBS) $(SYSTEMD_LIBS) $(MHD_LIBS) -lcap -o $@
 
 $(OUTPUT)/loopless: $(OBJ)/loopless.o $(OBJ)/procs.o $(OBJ)/join.o $(OBJ)/json.o $(COMMON_OBJS) | $(OUTPUT)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(LDFLAGS) $^ $(LIBBPF_LIBS) $(INIH_LIBS) -o $@
+	$(Q)$(CC) $(LL_LDFLAGS) $^ $(LIBBPF_LIBS) $(INIH_LIBS) -o $@
 
 $(OUTPUT)/lltraffic: tests/lltraffic.c | $(OUTPUT)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) -lpthread
+	$(Q)$(CC) $(LL_CFLAGS) $< -o $@ $(LL_LDFLAGS) -lpthread
 
 $(OUTPUT)/llprobe: tests/llprobe.c | $(OUTPUT)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) -lpthread
+	$(Q)$(CC) $(LL_CFLAGS) $< -o $@ $(LL_LDFLAGS) -lpthread
 
 $(OUTPUT)/llsidecar: tests/llsidecar.c | $(OUTPUT)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS)
+	$(Q)$(CC) $(LL_CFLAGS) $< -o $@ $(LL_LDFLAGS)
 
 # libFuzzer target: clang only, with its own sanitizer flags (not CFLAGS).
 FUZZ_CFLAGS := -g -O1 -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Ibpf -Idaemon \
@@ -119,19 +128,19 @@ $(OUTPUT)/fuzz_config: tests/fuzz/fuzz_config.c daemon/config.c daemon/config.h 
 
 $(OUTPUT)/loopless-bench: bench/loopless-bench.c | $(OUTPUT)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) -lpthread -lm
+	$(Q)$(CC) $(LL_CFLAGS) $< -o $@ $(LL_LDFLAGS) -lpthread -lm
 
 $(OUTPUT)/test_config: tests/unit/test_config.c $(OBJ)/config.o | $(OUTPUT)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(INIH_LIBS) $(CMOCKA_LIBS)
+	$(Q)$(CC) $(LL_CFLAGS) $^ -o $@ $(LL_LDFLAGS) $(INIH_LIBS) $(CMOCKA_LIBS)
 
 $(OUTPUT)/test_counters: tests/unit/test_counters.c $(OBJ)/counters.o | $(OUTPUT)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LIBBPF_LIBS) $(CMOCKA_LIBS)
+	$(Q)$(CC) $(LL_CFLAGS) $^ -o $@ $(LL_LDFLAGS) $(LIBBPF_LIBS) $(CMOCKA_LIBS)
 
 $(OUTPUT)/test_key: tests/unit/test_key.c bpf/loopless.h | $(OUTPUT)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(CMOCKA_LIBS)
+	$(Q)$(CC) $(LL_CFLAGS) $< -o $@ $(LL_LDFLAGS) $(CMOCKA_LIBS)
 
 # Debian 12 packages for building, testing and benchmarking. Only what is
 # missing is installed, so a second run changes nothing. redis, nginx, wrk,
