@@ -179,8 +179,9 @@ static int print_link(const char *dir, const char *name, int link_fd, uint64_t c
 	return 0;
 }
 
-static int cmd_status(const struct opts *o)
+static int cmd_status(const struct opts *o, char *const *args)
 {
+	(void)args;
 	struct status_links s = { .o = o };
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info), prog_ids[4], attach_flags, n_progs = 4;
@@ -229,8 +230,9 @@ static int cmd_status(const struct opts *o)
 	return attached ? 0 : 1;
 }
 
-static int cmd_stats(const struct opts *o)
+static int cmd_stats(const struct opts *o, char *const *args)
 {
+	(void)args;
 	uint64_t v[STAT_NR];
 	struct pinned p;
 	int i, err;
@@ -409,8 +411,9 @@ static void print_conns_text(const struct ll_conn_rec *recs, size_t n,
 		printf("no sockets in the map\n");
 }
 
-static int cmd_conns(const struct opts *o)
+static int cmd_conns(const struct opts *o, char *const *args)
 {
+	(void)args;
 	struct sock_owner *owners;
 	struct ll_conn_rec *recs;
 	size_t i, n, n_owners = 0;
@@ -448,8 +451,9 @@ static int cmd_conns(const struct opts *o)
 	return 0;
 }
 
-static int cmd_uninstall(const struct opts *o)
+static int cmd_uninstall(const struct opts *o, char *const *args)
 {
+	(void)args;
 	uint64_t unread;
 	int err = datapath_uninstall(o->pin_dir, o->timeout_ms, o->force, &unread);
 
@@ -530,6 +534,99 @@ static int cmd_exec(const struct opts *o, char *const *argv)
 	return err == ENOENT ? 127 : 126;
 }
 
+/* What a command takes beyond --pin-dir. */
+enum {
+	TAKES_JSON = 1 << 0, /* --json */
+	TAKES_WAIT = 1 << 1, /* --timeout, --force */
+	TAKES_GROUP = 1 << 2, /* --group */
+	TAKES_CMD = 1 << 3, /* CMD [ARG]... after the options */
+};
+
+/* The commands, in the order --help and the error messages list them. */
+static const struct command {
+	const char *name;
+	int (*run)(const struct opts *o, char *const *args);
+	unsigned int takes;
+} commands[] = {
+	{ "status", cmd_status, TAKES_JSON },	    { "stats", cmd_stats, TAKES_JSON },
+	{ "conns", cmd_conns, TAKES_JSON },	    { "exec", cmd_exec, TAKES_GROUP | TAKES_CMD },
+	{ "uninstall", cmd_uninstall, TAKES_WAIT },
+};
+
+#define N_COMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
+
+static bool given_json(const struct opts *o)
+{
+	return o->json;
+}
+
+static bool given_timeout(const struct opts *o)
+{
+	return o->timeout_set;
+}
+
+static bool given_force(const struct opts *o)
+{
+	return o->force;
+}
+
+static bool given_group(const struct opts *o)
+{
+	return o->group;
+}
+
+/* The options some commands take, and whether the command line gave each. */
+static const struct option_use {
+	const char *name;
+	unsigned int bit;
+	bool (*given)(const struct opts *o);
+} option_uses[] = {
+	{ "--json", TAKES_JSON, given_json },
+	{ "--timeout", TAKES_WAIT, given_timeout },
+	{ "--force", TAKES_WAIT, given_force },
+	{ "--group", TAKES_GROUP, given_group },
+};
+
+static int find_command(const char *name)
+{
+	int i;
+
+	for (i = 0; i < N_COMMANDS; i++)
+		if (!strcmp(commands[i].name, name))
+			return i;
+	return -1;
+}
+
+/* "a, b and c" of the commands whose takes has @bit (every command for 0);
+ * "a only" when there is one. */
+static const char *takers(unsigned int bit, char *out, size_t len)
+{
+	int i, n = 0, seen = 0;
+	size_t at = 0;
+
+	for (i = 0; i < N_COMMANDS; i++)
+		n += !bit || (commands[i].takes & bit);
+	out[0] = '\0';
+	for (i = 0; i < N_COMMANDS && at < len; i++) {
+		if (bit && !(commands[i].takes & bit))
+			continue;
+		seen++;
+		at += snprintf(out + at, len - at, "%s%s",
+			       seen == 1	? "" :
+			       seen == n && bit ? " and " :
+						  ", ",
+			       commands[i].name);
+	}
+	if (n == 1 && at < len)
+		snprintf(out + at, len - at, " only");
+	return out;
+}
+
+static const char *command_list(char *out, size_t len)
+{
+	return takers(0, out, len);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -539,9 +636,10 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },	     {},
 	};
 	struct opts o = { .pin_dir = CONFIG_DEFAULT_PIN_DIR, .timeout_ms = 30000 };
-	char msg[CONFIG_ERR_MAX], q[CONFIG_QUOTE_MAX];
+	char msg[CONFIG_ERR_MAX], q[CONFIG_QUOTE_MAX], names[128];
 	unsigned long secs;
 	const char *cmd = NULL;
+	size_t k;
 	int c;
 
 	log_setup("loopless", LOG_LEVEL_INFO);
@@ -598,58 +696,39 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!cmd) {
-		log_error("missing command (status, stats, conns, exec, uninstall; try --help)");
+		log_error("missing command (%s; try --help)", command_list(names, sizeof(names)));
 		return EXIT_USAGE;
 	}
-	if (!strcmp(cmd, "exec")) {
-		if (o.json || o.timeout_set || o.force) {
-			log_error("%s does not apply to exec", o.json  ? "--json" :
-							       o.force ? "--force" :
-									 "--timeout");
-			return EXIT_USAGE;
-		}
-		if (optind >= argc) {
-			log_error(
-				"exec: missing the command to run (loopless exec -- CMD [ARG]...)");
-			return EXIT_USAGE;
-		}
-		return cmd_exec(&o, argv + optind);
-	}
-	if (o.group) {
-		log_error("--group applies to exec only, not to %s", cmd);
-		return EXIT_USAGE;
-	}
-	if (optind < argc) {
-		log_error("unexpected argument \"%s\" (try --help)",
-			  config_quote(q, sizeof(q), argv[optind]));
-		return EXIT_USAGE;
-	}
-	if (strcmp(cmd, "status") && strcmp(cmd, "stats") && strcmp(cmd, "conns") &&
-	    strcmp(cmd, "uninstall")) {
-		log_error("unknown command \"%s\" (status, stats, conns, exec, uninstall; try "
-			  "--help)",
-			  config_quote(q, sizeof(q), cmd));
+	c = find_command(cmd);
+	if (c < 0) {
+		log_error("unknown command \"%s\" (%s; try --help)",
+			  config_quote(q, sizeof(q), cmd), command_list(names, sizeof(names)));
 		return EXIT_USAGE;
 	}
 	/* An option the command would ignore is a mistake worth a word. */
-	if (strcmp(cmd, "uninstall") && (o.timeout_set || o.force)) {
-		log_error("%s applies to uninstall only, not to %s",
-			  o.force ? "--force" : "--timeout", cmd);
+	for (k = 0; k < sizeof(option_uses) / sizeof(option_uses[0]); k++) {
+		const struct option_use *u = &option_uses[k];
+
+		if (!u->given(&o) || (commands[c].takes & u->bit))
+			continue;
+		log_error("%s applies to %s, not to %s", u->name,
+			  takers(u->bit, names, sizeof(names)), cmd);
 		return EXIT_USAGE;
 	}
 	if (o.timeout_set && o.force) {
 		log_error("--timeout and --force exclude each other (--force does not wait)");
 		return EXIT_USAGE;
 	}
-	if (!strcmp(cmd, "uninstall") && o.json) {
-		log_error("--json applies to status, stats and conns, not to uninstall");
+	if (commands[c].takes & TAKES_CMD) {
+		if (optind >= argc) {
+			log_error("%s: missing the command to run (loopless %s -- CMD [ARG]...)",
+				  cmd, cmd);
+			return EXIT_USAGE;
+		}
+	} else if (optind < argc) {
+		log_error("unexpected argument \"%s\" (try --help)",
+			  config_quote(q, sizeof(q), argv[optind]));
 		return EXIT_USAGE;
 	}
-	if (!strcmp(cmd, "status"))
-		return cmd_status(&o);
-	if (!strcmp(cmd, "stats"))
-		return cmd_stats(&o);
-	if (!strcmp(cmd, "conns"))
-		return cmd_conns(&o);
-	return cmd_uninstall(&o);
+	return commands[c].run(&o, argv + optind);
 }
