@@ -153,9 +153,57 @@ struct {
 	__uint(max_entries, 4096);
 } leave_events SEC(".maps");
 
+/* Per network namespace (netns cookie): what looplessd's walks could find
+ * there (struct ll_netns_work). A walk of one namespace costs ~0.6 ms
+ * whatever it holds (iter/tcp goes through every bucket of the host's
+ * established hash, 262 144 here), so looplessd walks only those where
+ * there is something to do. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct ll_netns_work);
+} netns_work SEC(".maps");
+
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
 _Static_assert(LL_CNT_MAX <= LL_CNT_SLOTS, "counters map too small");
+
+static __always_inline struct ll_netns_work *netns_work_of(__u64 netns)
+{
+	struct ll_netns_work *w = bpf_map_lookup_elem(&netns_work, &netns), zero = {};
+
+	if (w)
+		return w;
+	bpf_map_update_elem(&netns_work, &netns, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&netns_work, &netns);
+}
+
+/* A pair of @netns started leaving: ll_reap has work there for a while. */
+static __always_inline void netns_leaving(__u64 netns, __u64 now)
+{
+	struct ll_netns_work *w = netns_work_of(netns);
+
+	if (w)
+		w->leave_ns = now;
+}
+
+/* Set (@on) or clear LL_SK_LEFT on @st, keeping its namespace's count of
+ * sockets that may come back (ll_reenter's work) exact: only a change of
+ * the flag counts, and every path that clears it comes here. */
+static __always_inline void mark_left(struct ll_sk_state *st, bool on)
+{
+	struct ll_netns_work *w;
+	__u32 old;
+
+	old = on ? __sync_fetch_and_or(&st->flags, LL_SK_LEFT) :
+		   __sync_fetch_and_and(&st->flags, ~LL_SK_LEFT);
+	if (!!(old & LL_SK_LEFT) == on)
+		return;
+	w = netns_work_of(st->key.netns);
+	if (w)
+		__sync_fetch_and_add(&w->left, on ? 1 : -1);
+}
 
 /* sock_flag(sk, SOCK_ZEROCOPY): set by SO_ZEROCOPY. sk_flags is a #define
  * for __sk_common.skc_flags on 6.18. */
@@ -375,6 +423,7 @@ static __always_inline void leave_pair(struct ll_sk_state *st, enum ll_leave_why
 		ref->why = why;
 		__sync_fetch_and_or(&ref->reader, LL_READER_LEAVING);
 	}
+	netns_leaving(st->key.netns, now);
 	bpf_ringbuf_output(&leave_events, &one, sizeof(one), 0);
 }
 
@@ -439,7 +488,7 @@ static __always_inline bool leave_if_ready(struct ll_sk_state *st, struct ll_soc
 		 * read before, lost reads: a request/response client was
 		 * taken for a splicer.) */
 		st->recv_sum = 0;
-		__sync_fetch_and_or(&st->flags, LL_SK_LEFT);
+		mark_left(st, true);
 		st->copied_mark = tp->copied_seq;
 		st->snd_mark = tp->snd_nxt;
 		if (ref->reader & LL_READER_UNDONE) {
@@ -564,6 +613,8 @@ static __always_inline int sockops_closed(struct bpf_sock_ops *ops)
 	st = bpf_sk_storage_get(&sk_state, sk, NULL, 0);
 	if (!st)
 		return 1;
+	if (st->flags & LL_SK_LEFT)
+		mark_left(st, false);
 	ref = bpf_map_lookup_elem(&peers, &st->key);
 	if (ref && ref->cookie == st->cookie)
 		bpf_map_delete_elem(&peers, &st->key);
@@ -976,7 +1027,7 @@ int BPF_PROG(ll_recv, struct sock *sk, int ret, int flags)
 	__sync_fetch_and_or(&st->flags, LL_SK_READER_UNSAFE);
 	if (!(st->flags & LL_SK_IN_MAP)) {
 		/* Out of the map already: it never comes back. */
-		__sync_fetch_and_and(&st->flags, ~LL_SK_LEFT);
+		mark_left(st, false);
 		ref = bpf_map_lookup_elem(&peers, &st->key);
 		if (ref && ref->cookie == st->cookie)
 			__sync_fetch_and_or(&ref->reader, LL_READER_UNSAFE);
@@ -1047,13 +1098,14 @@ int ll_reap(struct bpf_iter__tcp *ctx)
  * was redirected into the peer while this end was out, so ll_reap takes it
  * out again at once rather than leave it alone in the map.
  */
-static __always_inline void undo_peer(struct ll_sock_ref *pref, __u64 now)
+static __always_inline void undo_peer(struct ll_sock_ref *pref, __u64 netns, __u64 now)
 {
 	__u32 undo = LL_EVENT_UNDO;
 
 	if (pref->reader & LL_READER_LEAVING)
 		return;
 	pref->leave_ns = now;
+	netns_leaving(netns, now);
 	__sync_fetch_and_or(&pref->reader, LL_READER_LEAVING | LL_READER_UNDONE);
 	bpf_ringbuf_output(&leave_events, &undo, sizeof(undo), 0);
 }
@@ -1137,7 +1189,7 @@ int ll_reenter(struct bpf_iter__tcp *ctx)
 	if (verdict == LL_REENTER_NEVER)
 		goto never;
 	if (verdict == LL_REENTER_LATER) {
-		undo_peer(pref, now);
+		undo_peer(pref, st->key.netns, now);
 		bpf_seq_write(ctx->meta->seq, &one, sizeof(one));
 		return 0;
 	}
@@ -1151,7 +1203,7 @@ int ll_reenter(struct bpf_iter__tcp *ctx)
 	 * TCP after the insert, and the next verdict comes after it returned.
 	 * (Clearing LL_SK_TCP_USED here reordered bytes: t_path_switching.) */
 	__sync_fetch_and_or(&st->flags, LL_SK_IN_MAP | LL_SK_TCP_USED);
-	__sync_fetch_and_and(&st->flags, ~LL_SK_LEFT);
+	mark_left(st, false);
 	st->cycles++;
 	st->out_us = (now - st->moved_ns) / 1000 > 0xffffffffULL ? 0xffffffff :
 								   (now - st->moved_ns) / 1000;
@@ -1160,8 +1212,8 @@ int ll_reenter(struct bpf_iter__tcp *ctx)
 	count(LL_CNT_REENTERED, 1);
 	return 0;
 never:
-	__sync_fetch_and_and(&st->flags, ~LL_SK_LEFT);
+	mark_left(st, false);
 	if (pref && ll_peer_mutual(pref->peer_cookie, st->cookie))
-		undo_peer(pref, bpf_ktime_get_ns());
+		undo_peer(pref, st->key.netns, bpf_ktime_get_ns());
 	return 0;
 }

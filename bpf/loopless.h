@@ -219,6 +219,12 @@ struct ll_conn_rec {
 	__u32 pad;
 };
 
+/* netns_work values: per network namespace, what looplessd's walks can find. */
+struct ll_netns_work {
+	__s64 left; /* sockets out of the map that may come back (LL_SK_LEFT) */
+	__u64 leave_ns; /* when a pair there last started leaving */
+};
+
 /* Records of the leave_events ring buffer. */
 enum ll_event {
 	LL_EVENT_LEAVE = 1, /* a pair started leaving */

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <stdint.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include "log.h"
 #include "netns.h"
@@ -22,12 +24,65 @@ static bool refused_said;
 
 struct walk {
 	int (*fn)(void *ctx);
+	bool (*want)(uint64_t cookie, void *ctx);
 	void *ctx;
 	int self; /* the thread's own namespace, to come back to */
 	ino_t seen[NETNS_MAX];
 	int n_seen;
 	bool full;
 };
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+/* Netns cookies by namespace inode, kept across walks (a cookie never
+ * changes; an inode is reused only after its namespace is gone, and then
+ * the entry is simply wrong once: the walk visits a namespace it could
+ * have skipped, or skips one for a pass). */
+static struct {
+	ino_t ino;
+	uint64_t cookie;
+} cookies[NETNS_MAX];
+static int n_cookies, next_cookie;
+
+/* The cookie of the namespace the thread is in now (inode @ino). */
+static uint64_t cookie_here(ino_t ino)
+{
+	socklen_t len = sizeof(uint64_t);
+	uint64_t c = 0;
+	int i, fd;
+
+	for (i = 0; i < n_cookies; i++)
+		if (cookies[i].ino == ino)
+			return cookies[i].cookie;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &c, &len))
+		c = 0;
+	close(fd);
+	if (!c)
+		return 0;
+	i = n_cookies < NETNS_MAX ? n_cookies++ : next_cookie++ % NETNS_MAX;
+	cookies[i].ino = ino;
+	cookies[i].cookie = c;
+	return c;
+}
+
+/* Run w->fn here unless w->want says there is nothing to do (0: unknown,
+ * visit). */
+static int run_here(struct walk *w, ino_t ino)
+{
+	uint64_t c;
+
+	if (w->want) {
+		c = cookie_here(ino);
+		if (c && !w->want(c, w->ctx))
+			return 0;
+	}
+	return w->fn(w->ctx);
+}
 
 static bool seen(struct walk *w, ino_t ino)
 {
@@ -81,7 +136,7 @@ static int visit_ns(struct walk *w, const char *path)
 		return err;
 	}
 	close(fd);
-	err = w->fn(w->ctx);
+	err = run_here(w, st.st_ino);
 	/* Not coming back would leave the daemon in a pod's namespace. */
 	if (setns(w->self, CLONE_NEWNET)) {
 		log_error("cannot return to looplessd's network namespace: %s", strerror(errno));
@@ -149,7 +204,8 @@ static int visit_cgroup(struct walk *w, int dirfd, int depth)
 	return err;
 }
 
-static struct walk *walk_start(int (*fn)(void *ctx), void *ctx, int *err)
+static struct walk *walk_start(bool (*want)(uint64_t cookie, void *ctx), int (*fn)(void *ctx),
+			       void *ctx, int *err)
 {
 	struct walk *w;
 	struct stat st;
@@ -160,6 +216,7 @@ static struct walk *walk_start(int (*fn)(void *ctx), void *ctx, int *err)
 		return NULL;
 	}
 	w->fn = fn;
+	w->want = want;
 	w->ctx = ctx;
 	w->self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (w->self < 0 || fstat(w->self, &st)) {
@@ -170,7 +227,7 @@ static struct walk *walk_start(int (*fn)(void *ctx), void *ctx, int *err)
 		return NULL;
 	}
 	w->seen[w->n_seen++] = st.st_ino;
-	*err = fn(ctx);
+	*err = run_here(w, st.st_ino);
 	return w;
 }
 
@@ -181,12 +238,13 @@ static int walk_end(struct walk *w, int err)
 	return err;
 }
 
-int netns_for_each(const char *const *cgroups, int n, int (*fn)(void *ctx), void *ctx)
+int netns_for_each(const char *const *cgroups, int n, bool (*want)(uint64_t cookie, void *ctx),
+		   int (*fn)(void *ctx), void *ctx)
 {
 	struct walk *w;
 	int i, fd, err;
 
-	w = walk_start(fn, ctx, &err);
+	w = walk_start(want, fn, ctx, &err);
 	if (!w)
 		return err;
 	for (i = 0; !err && i < n; i++) {
@@ -223,7 +281,7 @@ int netns_for_each_host(int (*fn)(void *ctx), void *ctx)
 	struct walk *w;
 	int err;
 
-	w = walk_start(fn, ctx, &err);
+	w = walk_start(NULL, fn, ctx, &err);
 	if (!w)
 		return err;
 	if (!err)

@@ -8,11 +8,17 @@
 #ifndef LOOPLESS_NETNS_H
 #define LOOPLESS_NETNS_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 /* Call @fn once in the calling thread's own network namespace and once in
  * each other namespace of a process in @cgroups (absolute paths) or their
- * descendants, with the thread switched into it (setns); the thread is back
- * in its own namespace on return. Stops at the first error @fn returns. */
-int netns_for_each(const char *const *cgroups, int n, int (*fn)(void *ctx), void *ctx);
+ * descendants, with the thread switched into it (setns), skipping those
+ * whose netns cookie @want (NULL: none skipped) returns false for; the
+ * thread is back in its own namespace on return. Stops at the first error
+ * @fn returns. */
+int netns_for_each(const char *const *cgroups, int n, bool (*want)(uint64_t cookie, void *ctx),
+		   int (*fn)(void *ctx), void *ctx);
 
 /* The same over every namespace of the host: each process's and each one
  * bound in /run/netns (ip netns add) even without a process. */

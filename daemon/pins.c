@@ -14,6 +14,8 @@
 #include "log.h"
 #include "pins.h"
 
+/* One per line: clang-format 14 would pack them in pairs. */
+/* clang-format off */
 const char *const pin_map_names[PIN_NR_MAPS] = {
 	[PIN_SOCK_HASH] = "sock_hash",
 	[PIN_COUNTERS] = "counters",
@@ -23,9 +25,11 @@ const char *const pin_map_names[PIN_NR_MAPS] = {
 	[PIN_PEERS] = "peers",
 	[PIN_LISTENERS] = "listeners",
 	[PIN_LEAVE_EVENTS] = "leave_events",
+	[PIN_NETNS_WORK] = "netns_work",
 	[PIN_LEGACY_SOCK_HASH] = "legacy_sock_hash",
 	[PIN_LOCAL_ADDRS] = "local_addrs",
 };
+/* clang-format on */
 
 const char *const pin_prog_names[2] = { "ll_sockops", "ll_sk_msg" };
 

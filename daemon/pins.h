@@ -32,6 +32,7 @@ enum pin_map {
 	PIN_PEERS,
 	PIN_LISTENERS,
 	PIN_LEAVE_EVENTS,
+	PIN_NETNS_WORK,
 	/* Not maps of this version's programs: */
 	PIN_LEGACY_SOCK_HASH, /* see above; optional */
 	PIN_LOCAL_ADDRS, /* pinned by versions that used local_addrs; removed */
