@@ -508,10 +508,15 @@ static int cmd_exec(const struct opts *o, char *const *argv)
 	}
 	err = join_pick(&s, o->group, path, sizeof(path));
 	if (err == -ESRCH) {
-		log_error("exec: %s is not a cgroup looplessd serves; it serves:",
-			  config_quote(q, sizeof(q), path));
-		for (i = 0; i < s.n; i++)
-			fprintf(stderr, "  %s\n", s.path[i]);
+		char list[1024];
+		size_t at = 0;
+
+		list[0] = '\0';
+		for (i = 0; i < s.n && at < sizeof(list); i++)
+			at += snprintf(list + at, sizeof(list) - at, "%s%s", i ? ", " : "",
+				       s.path[i]);
+		log_error("exec: %s is not a cgroup looplessd serves, nor below one (it serves %s)",
+			  config_quote(q, sizeof(q), path), list);
 		return EXIT_USAGE;
 	}
 	if (err) {

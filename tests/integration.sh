@@ -419,9 +419,10 @@ t_exec() {
 	out=$(ex --group "$other" -- true 2>&1)
 	rc=$?
 	[ $rc -eq 2 ] || die "exec into an unserved group: exit $rc, not 2: $out"
-	grep -q "is not a cgroup looplessd serves" <<<"$out" || die "unclear error: $out"
-	grep -qx "  $served" <<<"$out" || die "the error does not list the served cgroup: $out"
-	log "unserved group: $(head -1 <<<"$out")"
+	[ "$(wc -l <<<"$out")" = 1 ] && grep -q "is not a cgroup looplessd serves" <<<"$out" ||
+		die "unclear error: $out"
+	grep -q "(it serves $served)" <<<"$out" || die "the error does not name the served cgroup: $out"
+	log "unserved group: $out"
 	ex -- sh -c 'exit 7'
 	rc=$?
 	[ $rc -eq 7 ] || die "CMD's exit status 7 came back as $rc"
