@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "log.h" /* enum log_level, the log_level key's values */
+#include "metrics.h" /* struct metrics_addr, the metrics key's value */
 
 #define CONFIG_DEFAULT_PATH "/etc/loopless/looplessd.conf"
 #define CONFIG_DEFAULT_PIN_DIR "/sys/fs/bpf/loopless"
@@ -19,15 +21,7 @@
 #define CONFIG_MAX_LOCAL_ADDRS 256
 #define CONFIG_PATH_MAX 4096
 #define CONFIG_ERR_MAX 512
-#define CONFIG_METRICS_TEXT_MAX 56 /* "[" INET6_ADDRSTRLEN "]:65535" */
 #define CONFIG_QUOTE_MAX 96 /* a value quoted in a message, see config_quote() */
-
-enum log_level {
-	LOG_LEVEL_ERROR,
-	LOG_LEVEL_WARN,
-	LOG_LEVEL_INFO,
-	LOG_LEVEL_DEBUG,
-};
 
 struct port_range {
 	uint16_t lo, hi; /* inclusive, host byte order */
@@ -39,14 +33,6 @@ struct local_addr {
 };
 
 /* Where the metrics endpoint listens ("metrics" in [daemon]). */
-struct metrics_addr {
-	bool enabled; /* false: no endpoint (the default, an empty value) */
-	int family; /* AF_INET or AF_INET6 */
-	uint8_t addr[16]; /* network order; IPv4 uses the first 4 bytes */
-	uint16_t port; /* host order; 0: any free port (looplessd logs which) */
-	char text[CONFIG_METRICS_TEXT_MAX]; /* canonical: "127.0.0.1:9464", "[::1]:9464" */
-};
-
 struct config {
 	char pin_dir[CONFIG_PATH_MAX];
 	unsigned int pin_dir_line; /* line of "pin_dir" in source, 0: default */

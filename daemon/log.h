@@ -3,7 +3,12 @@
 #ifndef LOOPLESS_LOG_H
 #define LOOPLESS_LOG_H
 
-#include "config.h"
+enum log_level {
+	LOG_LEVEL_ERROR,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG,
+};
 
 void log_setup(const char *prog, enum log_level level);
 void log_set_level(enum log_level level);

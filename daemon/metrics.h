@@ -10,9 +10,21 @@
 #ifndef LOOPLESS_METRICS_H
 #define LOOPLESS_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
-#include "config.h"
+
+#define CONFIG_METRICS_TEXT_MAX 56 /* "[" INET6_ADDRSTRLEN "]:65535" */
+
+/* Where the endpoint listens: the "metrics" key (config_parse_metrics()). */
+struct metrics_addr {
+	bool enabled; /* false: no endpoint (the default, an empty value) */
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t addr[16]; /* network order; IPv4 uses the first 4 bytes */
+	uint16_t port; /* host order; 0: any free port (looplessd logs which) */
+	char text[CONFIG_METRICS_TEXT_MAX]; /* canonical: "127.0.0.1:9464", "[::1]:9464" */
+};
 
 struct metrics;
 
