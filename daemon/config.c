@@ -446,56 +446,6 @@ static int addrs_append(const char *s, struct local_addr *out, int max, int *n, 
 	return 0;
 }
 
-/*
- * Parse a whole list into a scratch array first, so that a bad list leaves
- * the old one in place; @append is ports_append or addrs_append.
- */
-typedef int (*append_fn)(const char *s, void *out, int max, int *n, char *err, size_t errlen);
-
-static int parse_list_staged(const char *s, void *out, size_t elem, int max, int *n,
-			     append_fn append, char *err, size_t errlen)
-{
-	void *tmp;
-	int k = 0, r;
-
-	if (!s || !out || !n || max < 0)
-		return fail(err, errlen, "invalid arguments");
-	tmp = calloc(max ? (size_t)max : 1, elem);
-	if (!tmp) {
-		fail(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	r = append(s, tmp, max, &k, err, errlen);
-	if (!r) {
-		memcpy(out, tmp, (size_t)k * elem);
-		*n = k;
-	}
-	free(tmp);
-	return r;
-}
-
-static int ports_append_any(const char *s, void *out, int max, int *n, char *err, size_t errlen)
-{
-	return ports_append(s, out, max, n, err, errlen);
-}
-
-static int addrs_append_any(const char *s, void *out, int max, int *n, char *err, size_t errlen)
-{
-	return addrs_append(s, out, max, n, err, errlen);
-}
-
-int config_parse_ports(const char *s, struct port_range *out, int max, int *n, char *err,
-		       size_t errlen)
-{
-	return parse_list_staged(s, out, sizeof(*out), max, n, ports_append_any, err, errlen);
-}
-
-int config_parse_addrs(const char *s, struct local_addr *out, int max, int *n, char *err,
-		       size_t errlen)
-{
-	return parse_list_staged(s, out, sizeof(*out), max, n, addrs_append_any, err, errlen);
-}
-
 int config_parse_metrics(const char *s, struct metrics_addr *out, char *err, size_t errlen)
 {
 	char host[INET6_ADDRSTRLEN], q[QUOTE_MAX];

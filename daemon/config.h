@@ -89,12 +89,6 @@ int config_set_pin_dir(struct config *cfg, const char *dir, char *err, size_t er
 /* The checks config_set_pin_dir() makes (absolute, not "/", not too long),
  * for a pin directory given to loopless. */
 int config_check_pin_dir(const char *dir, char *err, size_t errlen);
-/* "80, 443, 8000-8100" (commas and/or blanks); empty clears the list. */
-int config_parse_ports(const char *s, struct port_range *out, int max, int *n, char *err,
-		       size_t errlen);
-/* "10.0.0.5, fd00::1, ::ffff:192.0.2.1"; empty clears the list. */
-int config_parse_addrs(const char *s, struct local_addr *out, int max, int *n, char *err,
-		       size_t errlen);
 /* "127.0.0.1:9464", "[::1]:9464" (IP literals only, IPv6 in brackets, port
  * 0-65535); empty: off. */
 int config_parse_metrics(const char *s, struct metrics_addr *out, char *err, size_t errlen);

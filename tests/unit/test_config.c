@@ -407,20 +407,29 @@ static void test_cgroup_limit(void **state)
 	assert_int_equal(f->cfg.n_cgroups, CONFIG_MAX_CGROUPS);
 }
 
+/* "[datapath]\n@key = @value\n" as a file x.conf (the value on line 2). */
+static int parse_key(struct fixture *f, const char *key, const char *value)
+{
+	char text[8192];
+
+	snprintf(text, sizeof(text), "[datapath]\n%s = %s\n", key, value);
+	return parse(f, text);
+}
+
 static void expect_ports(const char *s, const struct port_range *want, int n_want)
 {
-	struct port_range out[CONFIG_MAX_PORT_RANGES];
-	char err[CONFIG_ERR_MAX] = "";
-	int n = -1, i;
+	struct fixture f;
+	int i;
 
-	assert_int_equal(config_parse_ports(s, out, CONFIG_MAX_PORT_RANGES, &n, err, sizeof(err)),
-			 0);
-	assert_string_equal(err, "");
-	assert_int_equal(n, n_want);
+	config_init(&f.cfg);
+	assert_int_equal(parse_key(&f, "exclude_ports", s), 0);
+	assert_string_equal(f.err, "");
+	assert_int_equal(f.cfg.n_exclude_ports, n_want);
 	for (i = 0; i < n_want; i++) {
-		assert_int_equal(out[i].lo, want[i].lo);
-		assert_int_equal(out[i].hi, want[i].hi);
+		assert_int_equal(f.cfg.exclude_ports[i].lo, want[i].lo);
+		assert_int_equal(f.cfg.exclude_ports[i].hi, want[i].hi);
 	}
+	config_free(&f.cfg);
 }
 
 static void test_ports(void **state)
@@ -460,19 +469,23 @@ static void test_ports(void **state)
 	}
 }
 
+/* @s as the value of exclude_ports fails with @msg, and leaves the list
+ * an earlier file set alone. */
 static void expect_ports_error(const char *s, const char *msg)
 {
-	struct port_range out[CONFIG_MAX_PORT_RANGES] = { { 7, 9 } };
-	char err[CONFIG_ERR_MAX] = "";
-	int n = 1;
+	char want[CONFIG_ERR_MAX];
+	struct fixture f;
 
-	assert_int_equal(config_parse_ports(s, out, CONFIG_MAX_PORT_RANGES, &n, err, sizeof(err)),
-			 -EINVAL);
-	assert_string_equal(err, msg);
-	/* A rejected list leaves the old one alone. */
-	assert_int_equal(n, 1);
-	assert_int_equal(out[0].lo, 7);
-	assert_int_equal(out[0].hi, 9);
+	config_init(&f.cfg);
+	assert_int_equal(parse_key(&f, "exclude_ports", "7-9"), 0);
+	assert_int_equal(parse_key(&f, "exclude_ports", s), -EINVAL);
+	snprintf(want, sizeof(want), "x.conf:2: bad value for \"exclude_ports\" in [datapath]: %s",
+		 msg);
+	assert_string_equal(f.err, want);
+	assert_int_equal(f.cfg.n_exclude_ports, 1);
+	assert_int_equal(f.cfg.exclude_ports[0].lo, 7);
+	assert_int_equal(f.cfg.exclude_ports[0].hi, 9);
+	config_free(&f.cfg);
 }
 
 static void test_ports_errors(void **state)
@@ -504,24 +517,9 @@ static void test_ports_errors(void **state)
 
 static void test_ports_limit(void **state)
 {
-	struct port_range out[CONFIG_MAX_PORT_RANGES + 1];
 	struct fixture *f = *state;
-	char s[1024], *p = s;
-	int i, n = 0;
-
-	for (i = 1; i <= CONFIG_MAX_PORT_RANGES; i++)
-		p += sprintf(p, "%d,", i * 10);
-	assert_int_equal(
-		config_parse_ports(s, out, CONFIG_MAX_PORT_RANGES, &n, f->err, sizeof(f->err)), 0);
-	assert_int_equal(n, CONFIG_MAX_PORT_RANGES);
-	assert_int_equal(out[CONFIG_MAX_PORT_RANGES - 1].lo, 640);
-
-	sprintf(p, "65000-65001");
-	assert_int_equal(
-		config_parse_ports(s, out, CONFIG_MAX_PORT_RANGES, &n, f->err, sizeof(f->err)),
-		-EINVAL);
-	assert_string_equal(f->err, "too many port ranges (at most 64)");
-	assert_int_equal(n, CONFIG_MAX_PORT_RANGES);
+	char s[1024], *p;
+	int i;
 
 	/* In a file, 64 ranges over continuation lines, the 65th on line 10. */
 	p = s + sprintf(s, "[datapath]\ninclude_ports =");
@@ -541,17 +539,15 @@ static void test_ports_limit(void **state)
 
 static void test_addrs(void **state)
 {
-	struct local_addr out[CONFIG_MAX_LOCAL_ADDRS];
 	const uint8_t v6[16] = { 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
 	const uint8_t ll[16] = { 0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0, 0, 0, 0, 0xab, 0xcd };
 	struct fixture *f = *state;
-	int n = 0;
+	const struct local_addr *out = f->cfg.local_addrs;
 
-	assert_int_equal(
-		config_parse_addrs("10.0.0.5, fd00::1 ::ffff:192.0.2.1,\tfe80::1234:0:0:abcd", out,
-				   CONFIG_MAX_LOCAL_ADDRS, &n, f->err, sizeof(f->err)),
-		0);
-	assert_int_equal(n, 4);
+	assert_int_equal(parse_key(f, "local_addrs",
+				   "10.0.0.5, fd00::1 ::ffff:192.0.2.1,\tfe80::1234:0:0:abcd"),
+			 0);
+	assert_int_equal(f->cfg.n_local_addrs, 4);
 	assert_v4(&out[0], 10, 0, 0, 5);
 	assert_int_equal(out[1].family, AF_INET6);
 	assert_memory_equal(out[1].addr, v6, 16);
@@ -560,9 +556,8 @@ static void test_addrs(void **state)
 	assert_int_equal(out[3].family, AF_INET6);
 	assert_memory_equal(out[3].addr, ll, 16);
 
-	assert_int_equal(
-		config_parse_addrs("", out, CONFIG_MAX_LOCAL_ADDRS, &n, f->err, sizeof(f->err)), 0);
-	assert_int_equal(n, 0);
+	assert_int_equal(parse_key(f, "local_addrs", ""), 0);
+	assert_int_equal(f->cfg.n_local_addrs, 0);
 
 	/* Continuation lines add in a file. */
 	assert_int_equal(parse(f, "[datapath]\n"
@@ -576,25 +571,29 @@ static void test_addrs(void **state)
 	assert_v4(&f->cfg.local_addrs[2], 198, 51, 100, 7);
 }
 
+/* @s as the value of local_addrs fails with @msg, and leaves the list an
+ * earlier file set alone. */
 static void expect_addrs_error(const char *s, const char *msg)
 {
-	struct local_addr out[CONFIG_MAX_LOCAL_ADDRS] = { { .family = AF_INET6 } };
-	char err[CONFIG_ERR_MAX] = "";
-	int n = 1;
+	char want[CONFIG_ERR_MAX];
+	struct fixture f;
 
-	assert_int_equal(config_parse_addrs(s, out, CONFIG_MAX_LOCAL_ADDRS, &n, err, sizeof(err)),
-			 -EINVAL);
-	assert_string_equal(err, msg);
-	assert_int_equal(n, 1);
-	assert_int_equal(out[0].family, AF_INET6);
+	config_init(&f.cfg);
+	assert_int_equal(parse_key(&f, "local_addrs", "fd00::9"), 0);
+	assert_int_equal(parse_key(&f, "local_addrs", s), -EINVAL);
+	snprintf(want, sizeof(want), "x.conf:2: bad value for \"local_addrs\" in [datapath]: %s",
+		 msg);
+	assert_string_equal(f.err, want);
+	assert_int_equal(f.cfg.n_local_addrs, 1);
+	assert_int_equal(f.cfg.local_addrs[0].family, AF_INET6);
+	config_free(&f.cfg);
 }
 
 static void test_addrs_errors(void **state)
 {
-	struct local_addr out[CONFIG_MAX_LOCAL_ADDRS];
-	char s[CONFIG_MAX_LOCAL_ADDRS * 16 + 32], *p = s;
+	char s[CONFIG_MAX_LOCAL_ADDRS * 16 + 128], *p = s;
 	struct fixture *f = *state;
-	int i, n = 0;
+	int i;
 
 	expect_addrs_error("10.0.0.256",
 			   "bad address \"10.0.0.256\" (expected an IPv4 or IPv6 address)");
@@ -611,13 +610,17 @@ static void test_addrs_errors(void **state)
 	expect_addrs_error("10.0.0.1 ::ffff:10.0.0.1", "duplicate address \"::ffff:10.0.0.1\"");
 	expect_addrs_error("fd00::1, FD00:0::1", "duplicate address \"FD00:0::1\"");
 
+	/* 256 addresses over 32 continuation lines, the 257th on line 35. */
+	p += sprintf(p, "[datapath]\nlocal_addrs =");
 	for (i = 0; i < CONFIG_MAX_LOCAL_ADDRS; i++)
-		p += sprintf(p, "10.0.%d.%d ", i / 256, i % 256);
-	assert_int_equal(
-		config_parse_addrs(s, out, CONFIG_MAX_LOCAL_ADDRS, &n, f->err, sizeof(f->err)), 0);
-	assert_int_equal(n, CONFIG_MAX_LOCAL_ADDRS);
-	sprintf(p, "10.1.0.0");
-	expect_addrs_error(s, "too many addresses (at most 256)");
+		p += sprintf(p, "%s10.0.%d.%d", i % 8 ? " " : "\n  ", i / 256, i % 256);
+	strcpy(p, "\n");
+	assert_int_equal(parse(f, s), 0);
+	assert_int_equal(f->cfg.n_local_addrs, CONFIG_MAX_LOCAL_ADDRS);
+	strcpy(p, "\n  10.1.0.0\n");
+	assert_int_equal(parse(f, s), -EINVAL);
+	assert_string_equal(f->err, "x.conf:35: bad value for \"local_addrs\" in [datapath]: too "
+				    "many addresses (at most 256)");
 
 	expect_error("[datapath]\nlocal_addrs = 192.0.2.1\n  ::ffff:192.0.2.1\n",
 		     "x.conf:3: bad value for \"local_addrs\" in [datapath]: duplicate address "
