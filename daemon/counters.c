@@ -203,25 +203,24 @@ int stats_read(int counters_fd, int sockhash_fd, uint64_t out[STAT_NR])
 	return 0;
 }
 
-int stats_write_prometheus(FILE *f, const uint64_t v[STAT_NR])
+int prom_write(FILE *f, const struct stat_def *defs, int n, const uint64_t *v)
 {
 	int i, j;
 
-	for (i = 0; i < STAT_NR; i++) {
-		const struct stat_def *d = &stat_defs[i];
+	for (i = 0; i < n; i++) {
+		const struct stat_def *d = &defs[i];
 
 		if (!d->metric)
 			continue; /* a counter without its line (test_counters says) */
 		/* Each family once, at its first entry, with all its samples. */
-		for (j = 0;
-		     j < i && (!stat_defs[j].metric || strcmp(stat_defs[j].metric, d->metric)); j++)
+		for (j = 0; j < i && (!defs[j].metric || strcmp(defs[j].metric, d->metric)); j++)
 			;
 		if (j < i)
 			continue;
 		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", d->metric, d->help, d->metric,
 			d->type == STAT_COUNTER ? "counter" : "gauge");
-		for (j = i; j < STAT_NR; j++) {
-			const struct stat_def *e = &stat_defs[j];
+		for (j = i; j < n; j++) {
+			const struct stat_def *e = &defs[j];
 
 			if (!e->metric || strcmp(e->metric, d->metric))
 				continue;
@@ -232,4 +231,30 @@ int stats_write_prometheus(FILE *f, const uint64_t v[STAT_NR])
 		}
 	}
 	return ferror(f) ? -EIO : 0;
+}
+
+int stats_write_prometheus(FILE *f, const uint64_t v[STAT_NR])
+{
+	return prom_write(f, stat_defs, STAT_NR, v);
+}
+
+void prom_label(char *out, size_t len, const char *name, const char *value)
+{
+	size_t at;
+
+	at = (size_t)snprintf(out, len, "%s=\"", name);
+	/* A label value escapes '\\', '"' and newlines. */
+	for (; *value && at + 3 < len; value++) {
+		if (*value == '\\' || *value == '"')
+			out[at++] = '\\';
+		if (*value == '\n') {
+			out[at++] = '\\';
+			out[at++] = 'n';
+		} else {
+			out[at++] = *value;
+		}
+	}
+	if (at + 1 < len)
+		out[at++] = '"';
+	out[at < len ? at : len - 1] = '\0';
 }

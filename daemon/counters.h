@@ -44,5 +44,10 @@ int stats_read(int counters_fd, int sockhash_fd, uint64_t out[STAT_NR]);
 int sockhash_count(int sockhash_fd, uint32_t *n);
 /* Prometheus text exposition (HELP, TYPE, samples) of @v. */
 int stats_write_prometheus(FILE *f, const uint64_t v[STAT_NR]);
+/* The same for any table of @n entries and their values: looplessd's own
+ * gauges go through it too, so every line of /metrics has one writer. */
+int prom_write(FILE *f, const struct stat_def *defs, int n, const uint64_t *v);
+/* name="value" into @out, the value escaped as the text format wants. */
+void prom_label(char *out, size_t len, const char *name, const char *value);
 
 #endif

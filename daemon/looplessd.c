@@ -382,11 +382,26 @@ static int attached_cgroups(const struct daemon *d, int *n)
 	return pins_for_each_link(d->cfg.pin_dir, count_live_link, n);
 }
 
+/* looplessd's own gauges, written by the same table writer as the counters. */
+static const struct stat_def own_gauges[] = {
+	{ NULL, "loopless_attached_cgroups", NULL, STAT_GAUGE,
+	  "Cgroups the sockops program is attached to." },
+	{ NULL, "loopless_config_last_reload_successful", NULL, STAT_GAUGE,
+	  "Whether the last configuration reload (SIGHUP) was applied (1) or rejected (0)." },
+	{ NULL, "loopless_config_last_reload_success_timestamp_seconds", NULL, STAT_GAUGE,
+	  "When looplessd last started or applied a reload, in seconds since the epoch." },
+	{ NULL, "loopless_build_info", NULL /* version="..." */, STAT_GAUGE,
+	  "The version of the running looplessd." },
+};
+
+#define N_OWN_GAUGES (int)(sizeof(own_gauges) / sizeof(own_gauges[0]))
+
 static int render_metrics(FILE *f, void *arg)
 {
 	const struct daemon *d = arg;
-	uint64_t v[STAT_NR];
-	const char *p;
+	struct stat_def own[N_OWN_GAUGES];
+	uint64_t v[STAT_NR], vals[N_OWN_GAUGES];
+	char version[128];
 	int err, n;
 
 	/* The same reader and names as `loopless stats`. */
@@ -398,33 +413,14 @@ static int render_metrics(FILE *f, void *arg)
 		err = stats_write_prometheus(f, v);
 	if (err)
 		return err;
-	fprintf(f,
-		"# HELP loopless_attached_cgroups Cgroups the sockops program is attached to.\n"
-		"# TYPE loopless_attached_cgroups gauge\n"
-		"loopless_attached_cgroups %d\n"
-		"# HELP loopless_config_last_reload_successful Whether the last configuration "
-		"reload (SIGHUP) was applied (1) or rejected (0).\n"
-		"# TYPE loopless_config_last_reload_successful gauge\n"
-		"loopless_config_last_reload_successful %d\n"
-		"# HELP loopless_config_last_reload_success_timestamp_seconds When looplessd last "
-		"started or applied a reload, in seconds since the epoch.\n"
-		"# TYPE loopless_config_last_reload_success_timestamp_seconds gauge\n"
-		"loopless_config_last_reload_success_timestamp_seconds %lld\n"
-		"# HELP loopless_build_info The version of the running looplessd.\n"
-		"# TYPE loopless_build_info gauge\n"
-		"loopless_build_info{version=\"",
-		n, d->last_reload_ok, (long long)d->last_reload_ok_time);
-	/* A label value escapes '\', '"' and newlines. */
-	for (p = LOOPLESS_VERSION; *p; p++) {
-		if (*p == '\\' || *p == '"')
-			fputc('\\', f);
-		if (*p == '\n')
-			fputs("\\n", f);
-		else
-			fputc(*p, f);
-	}
-	fputs("\"} 1\n", f);
-	return ferror(f) ? -EIO : 0;
+	memcpy(own, own_gauges, sizeof(own));
+	prom_label(version, sizeof(version), "version", LOOPLESS_VERSION);
+	own[3].label = version;
+	vals[0] = (uint64_t)n;
+	vals[1] = d->last_reload_ok;
+	vals[2] = (uint64_t)d->last_reload_ok_time;
+	vals[3] = 1;
+	return prom_write(f, own, N_OWN_GAUGES, vals);
 }
 
 static int health(char *why, size_t len, void *arg)

@@ -127,12 +127,28 @@ static void test_prometheus_text(void **state)
 	free(buf);
 }
 
+/* A label value escapes backslash, quote and newline (text format 0.0.4);
+ * one that does not fit is cut, still a closed string. */
+static void test_prom_label(void **state)
+{
+	char out[64];
+
+	(void)state;
+	prom_label(out, sizeof(out), "version", "1.2-3");
+	assert_string_equal(out, "version=\"1.2-3\"");
+	prom_label(out, sizeof(out), "version", "a\"b\\c\nd");
+	assert_string_equal(out, "version=\"a\\\"b\\\\c\\nd\"");
+	prom_label(out, 14, "version", "0123456789");
+	assert_string_equal(out, "version=\"01\"");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_entry_named),
 		cmocka_unit_test(test_stable_keys),
 		cmocka_unit_test(test_prometheus_text),
+		cmocka_unit_test(test_prom_label),
 	};
 
 	const char *only = getenv("LOOPLESS_TEST_FILTER"); /* tests/run.sh BIN:GLOB */
