@@ -5,8 +5,8 @@
 # root). Ends with "N passed, N failed, N skipped"; exits non-zero on any failure.
 #   tests/run.sh [--unit-only | --integration-only] [BUILD_DIR] [PATTERN...]
 #   tests/run.sh --list [BUILD_DIR]
-# PATTERN: a shell glob over integration test names ('mesh_*', 'exec'), or a
-# unit test binary, alone or with a glob over its tests ('test_key',
+# PATTERN: a shell glob over integration test names ('mesh_*', 'exec'), or
+# over unit test binaries, alone or with a glob over their tests ('test_*',
 # 'test_key:test_reenter*'). With patterns, only what they match runs.
 # An integration test skips by exiting 77 (need_cmd): SKIP, counted apart.
 set -u
@@ -23,7 +23,7 @@ shift || true
 ONLY=("$@")
 # Files of t_* functions, all sourced for every test (helpers are shared).
 TEST_FILES=(tests/integration.sh tests/misuse.sh tests/mesh.sh tests/readers.sh)
-UNIT_BINS=(test_config test_key test_counters)
+UNIT_BINS=(test_config test_key test_stats)
 SKIP_RC=77
 
 passed=0
@@ -65,10 +65,13 @@ unit_filter() {
 		return 0
 	fi
 	for p in "${ONLY[@]}"; do
+		# shellcheck disable=SC2053 # the binary part is a glob too
+		[[ $1 == ${p%%:*} ]] || continue
 		case $p in
-		"$1") echo "" && return 0 ;;
-		"$1":*) echo "${p#*:}" && return 0 ;;
+		*:*) echo "${p#*:}" ;;
+		*) echo "" ;;
 		esac
+		return 0
 	done
 	return 1
 }
