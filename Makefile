@@ -66,13 +66,13 @@ endif
 
 APPS := $(OUTPUT)/looplessd $(OUTPUT)/loopless
 TEST_BINS := $(OUTPUT)/lltraffic $(OUTPUT)/llprobe $(OUTPUT)/llsidecar $(OUTPUT)/fuzz_config \
-	$(OUTPUT)/test_config $(OUTPUT)/test_key $(OUTPUT)/test_counters
+	$(OUTPUT)/test_config $(OUTPUT)/test_key $(OUTPUT)/test_stats
 BENCH_BINS := $(OUTPUT)/loopless-bench
 
 all: $(APPS) $(TEST_BINS) $(BENCH_BINS)
 
 # Objects shared by the daemon and the CLI, one file per concern.
-COMMON_OBJS := $(addprefix $(OBJ)/,config.o pins.o cgroup.o counters.o log.o datapath.o netns.o)
+COMMON_OBJS := $(addprefix $(OBJ)/,config.o pins.o cgroup.o stats.o log.o datapath.o netns.o)
 
 $(OBJ) $(OUTPUT):
 	$(Q)mkdir -p $@
@@ -103,7 +103,7 @@ $(OUTPUT)/looplessd: $(OBJ)/looplessd.o $(OBJ)/metrics.o $(COMMON_OBJS) | $(OUTP
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LL_LDFLAGS) $^ $(LIBBPF_LIBS) $(INIH_LIBS) $(SYSTEMD_LIBS) $(MHD_LIBS) -lcap -o $@
 
-$(OUTPUT)/loopless: $(OBJ)/loopless.o $(OBJ)/procs.o $(OBJ)/join.o $(OBJ)/json.o $(COMMON_OBJS) | $(OUTPUT)
+$(OUTPUT)/loopless: $(OBJ)/cli.o $(OBJ)/procs.o $(OBJ)/join.o $(OBJ)/json.o $(COMMON_OBJS) | $(OUTPUT)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LL_LDFLAGS) $^ $(LIBBPF_LIBS) $(INIH_LIBS) -o $@
 
@@ -134,7 +134,7 @@ $(OUTPUT)/test_config: tests/unit/test_config.c $(OBJ)/config.o | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(LL_CFLAGS) $^ -o $@ $(LL_LDFLAGS) $(INIH_LIBS) $(CMOCKA_LIBS)
 
-$(OUTPUT)/test_counters: tests/unit/test_counters.c $(OBJ)/counters.o | $(OUTPUT)
+$(OUTPUT)/test_stats: tests/unit/test_stats.c $(OBJ)/stats.o | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(LL_CFLAGS) $^ -o $@ $(LL_LDFLAGS) $(LIBBPF_LIBS) $(CMOCKA_LIBS)
 
@@ -186,7 +186,7 @@ deps:
 test: all
 	$(Q)set -f; tests/run.sh $(OUTPUT) $(T)
 
-unit: $(OUTPUT)/test_config $(OUTPUT)/test_key $(OUTPUT)/test_counters
+unit: $(OUTPUT)/test_config $(OUTPUT)/test_key $(OUTPUT)/test_stats
 	$(Q)tests/run.sh --unit-only $(OUTPUT)
 
 integration: all

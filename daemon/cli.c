@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * loopless: look at and remove the pinned datapath (status, stats, conns,
- * uninstall). Reads the pins only; works with or without looplessd running.
+ * The loopless command: look at and remove the pinned datapath (status,
+ * stats, conns, uninstall), and run programs in a served cgroup (exec).
+ * Reads the pins only; works with or without looplessd running.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,7 +15,7 @@
 #include <bpf/bpf.h>
 #include "cgroup.h"
 #include "config.h"
-#include "counters.h"
+#include "stats.h"
 #include "datapath.h"
 #include "join.h"
 #include "json.h"

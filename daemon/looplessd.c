@@ -24,7 +24,7 @@
 #include <systemd/sd-daemon.h>
 #include "cgroup.h"
 #include "config.h"
-#include "counters.h"
+#include "stats.h"
 #include "datapath.h"
 #include "log.h"
 #include "loopless.skel.h"

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include "counters.h"
+#include "stats.h"
 
 /*
  * Keys are the stable interface of `loopless stats --json`; metric names

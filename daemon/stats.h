@@ -7,8 +7,8 @@
  *   stat_defs[]    for each: the stats key, the metric name (and label),
  *                  its type and help text
  */
-#ifndef LOOPLESS_COUNTERS_H
-#define LOOPLESS_COUNTERS_H
+#ifndef LOOPLESS_STATS_H
+#define LOOPLESS_STATS_H
 
 #include <stdint.h>
 #include <stdio.h>

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "counters.h"
+#include "stats.h"
 
 static bool is_metric_name(const char *s)
 {
