@@ -218,10 +218,7 @@ static int set_aside_incompatible(const char *pin_dir, struct loopless_bpf *skel
 				 map == skel->maps.counters ? ": counters start from 0" : "");
 	}
 	/* Used by versions that keyed by address; nothing reads it now. */
-	if (!pins_path(path, sizeof(path), pin_dir, pin_map_names[PIN_LOCAL_ADDRS]) &&
-	    unlink(path) && errno != ENOENT)
-		return -errno;
-	return 0;
+	return pins_unlink(pin_dir, pin_map_names[PIN_LOCAL_ADDRS]);
 }
 
 static int pin_prog(struct bpf_program *prog, const char *pin_dir, const char *name)
@@ -229,14 +226,14 @@ static int pin_prog(struct bpf_program *prog, const char *pin_dir, const char *n
 	char path[4096];
 	int err;
 
-	err = pins_path(path, sizeof(path), pin_dir, name);
-	if (err)
-		return err;
 	/* The previous daemon's program stays alive as long as something
 	 * uses it (a cgroup link until it is updated, psocks of older
 	 * sockets); the pin only names the current one. */
-	if (unlink(path) && errno != ENOENT)
-		return -errno;
+	err = pins_unlink(pin_dir, name);
+	if (!err)
+		err = pins_path(path, sizeof(path), pin_dir, name);
+	if (err)
+		return err;
 	return bpf_program__pin(prog, path);
 }
 
@@ -585,8 +582,7 @@ struct link_sweep {
 static int sweep_link(const char *dir, const char *name, int link_fd, uint64_t cgroup_id, void *arg)
 {
 	struct link_sweep *s = arg;
-	char path[4096];
-	int i;
+	int i, err;
 
 	for (i = 0; i < s->n_cg; i++) {
 		if (cgroup_id != s->cg[i].id || s->have[i])
@@ -605,10 +601,9 @@ static int sweep_link(const char *dir, const char *name, int link_fd, uint64_t c
 	}
 	/* Not wanted (removed from the config), a duplicate, or its cgroup is
 	 * gone (id 0). */
-	if (cgroup_id && bpf_link_detach(link_fd) && errno != EINVAL)
-		return -errno;
-	if (pins_path(path, sizeof(path), dir, name) || (unlink(path) && errno != ENOENT))
-		return -errno;
+	err = pins_detach_link(dir, name, link_fd, cgroup_id);
+	if (err)
+		return err;
 	if (!strncmp(name, PIN_LINK_PREFIX, strlen(PIN_LINK_PREFIX)))
 		log_info("detached from cgroup id %" PRIu64 " (no longer configured)", cgroup_id);
 	return 0;
@@ -724,15 +719,8 @@ void datapath_close(struct datapath *dp)
 static int detach_link(const char *dir, const char *name, int link_fd, uint64_t cgroup_id,
 		       void *arg)
 {
-	char path[4096];
-
 	(void)arg;
-	/* EINVAL: already detached (its cgroup was removed). */
-	if (cgroup_id && bpf_link_detach(link_fd) && errno != EINVAL)
-		return -errno;
-	if (pins_path(path, sizeof(path), dir, name) || (unlink(path) && errno != ENOENT))
-		return -errno;
-	return 0;
+	return pins_detach_link(dir, name, link_fd, cgroup_id);
 }
 
 /* A socket of a sockhash, as a lookup from user space gives it. */
@@ -989,11 +977,10 @@ int datapath_uninstall(const char *pin_dir, unsigned int timeout_ms, bool force,
 	struct ll_config drain = { .flags = LL_CFG_DRAIN };
 	static const enum pin_map hashes[] = { PIN_SOCK_HASH, PIN_LEGACY_SOCK_HASH };
 	struct pinned p;
-	char path[4096];
 	unsigned int waited = 0;
 	__u32 zero = 0;
 	size_t h;
-	int i, err;
+	int err;
 
 	*unread = 0;
 	err = pins_open(pin_dir, &p);
@@ -1015,11 +1002,9 @@ int datapath_uninstall(const char *pin_dir, unsigned int timeout_ms, bool force,
 	if (err)
 		goto out;
 	/* The recvmsg tracepoint: host-wide, nothing left to judge. */
-	if (!pins_path(path, sizeof(path), pin_dir, PIN_RECV_LINK) && unlink(path) &&
-	    errno != ENOENT) {
-		err = -errno;
+	err = pins_unlink(pin_dir, PIN_RECV_LINK);
+	if (err)
 		goto out;
-	}
 	/* 3. Wait for the readers to take what was redirected to them: taking
 	 * a socket out of the map drops its queue. */
 	for (;;) {
@@ -1045,20 +1030,7 @@ int datapath_uninstall(const char *pin_dir, unsigned int timeout_ms, bool force,
 			goto out;
 	}
 	/* 5. Remove the pins and the directory. */
-	for (i = 0; i < PIN_NR_MAPS; i++)
-		if (!pins_path(path, sizeof(path), pin_dir, pin_map_names[i]) && unlink(path) &&
-		    errno != ENOENT) {
-			err = -errno;
-			goto out;
-		}
-	for (i = 0; i < 2; i++)
-		if (!pins_path(path, sizeof(path), pin_dir, pin_prog_names[i]) && unlink(path) &&
-		    errno != ENOENT) {
-			err = -errno;
-			goto out;
-		}
-	if (rmdir(pin_dir) && errno != ENOENT)
-		err = -errno;
+	err = pins_remove_all(pin_dir);
 out:
 	pins_close(&p);
 	return err;

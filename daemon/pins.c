@@ -40,6 +40,42 @@ int pins_path(char *out, size_t len, const char *dir, const char *name)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
+int pins_unlink(const char *dir, const char *name)
+{
+	char path[4096];
+	int err = pins_path(path, sizeof(path), dir, name);
+
+	if (err)
+		return err;
+	return unlink(path) && errno != ENOENT ? -errno : 0;
+}
+
+int pins_detach_link(const char *dir, const char *name, int link_fd, uint64_t cgroup_id)
+{
+	/* EINVAL: already detached (its cgroup was removed). */
+	if (cgroup_id && bpf_link_detach(link_fd) && errno != EINVAL)
+		return -errno;
+	return pins_unlink(dir, name);
+}
+
+int pins_remove_all(const char *dir)
+{
+	size_t i;
+	int err;
+
+	for (i = 0; i < PIN_NR_MAPS; i++) {
+		err = pins_unlink(dir, pin_map_names[i]);
+		if (err)
+			return err;
+	}
+	for (i = 0; i < sizeof(pin_prog_names) / sizeof(pin_prog_names[0]); i++) {
+		err = pins_unlink(dir, pin_prog_names[i]);
+		if (err)
+			return err;
+	}
+	return rmdir(dir) && errno != ENOENT ? -errno : 0;
+}
+
 static bool on_bpffs(const char *path)
 {
 	struct statfs sfs;

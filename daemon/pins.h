@@ -52,6 +52,14 @@ struct pinned {
 int pins_prepare(const char *dir);
 /* <dir>/<name> into @out. */
 int pins_path(char *out, size_t len, const char *dir, const char *name);
+/* Remove the pin <dir>/<name>; one already gone is fine. */
+int pins_unlink(const char *dir, const char *name);
+/* Detach the cgroup link @link_fd (pinned as <dir>/<name>; @cgroup_id 0:
+ * its cgroup is gone) and remove its pin. */
+int pins_detach_link(const char *dir, const char *name, int link_fd, uint64_t cgroup_id);
+/* Remove every map and program pin of this version and the directory
+ * (links first: pins_detach_link()). */
+int pins_remove_all(const char *dir);
 /* Take the pin dir's lock (flock on the directory): -EWOULDBLOCK when
  * another looplessd holds it. Returns the fd holding the lock. */
 int pins_lock(const char *dir);
