@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Test runner: unit tests (cmocka) then integration tests (the t_* functions of
-# tests/integration.sh, tests/misuse.sh, tests/mesh.sh and tests/readers.sh, needs
-# root). Ends with "N passed, N failed, N skipped"; exits non-zero on any failure.
+# the files tests/test-files.sh lists; needs root). Ends with "N passed, N failed, N skipped"; exits non-zero on any failure.
 #   tests/run.sh [--unit-only | --integration-only] [BUILD_DIR] [PATTERN...]
 #   tests/run.sh --list [BUILD_DIR]
 # PATTERN: a shell glob over integration test names ('mesh_*', 'exec'), or
@@ -21,8 +20,8 @@ esac
 BUILD=${1:-build}
 shift || true
 ONLY=("$@")
-# Files of t_* functions, all sourced for every test (helpers are shared).
-TEST_FILES=(tests/integration.sh tests/misuse.sh tests/mesh.sh tests/readers.sh)
+# shellcheck source=tests/test-files.sh
+source tests/test-files.sh
 UNIT_BINS=(test_config test_key test_stats)
 SKIP_RC=77
 
