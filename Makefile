@@ -4,6 +4,7 @@
 #   make deps       install build and test dependencies (apt-get, npm ci; idempotent)
 #   make install    PREFIX=/usr/local DESTDIR= : binaries, systemd unit, man pages,
 #                   /etc/loopless/looplessd.conf (kept if present); make uninstall
+#   make check      no root needed: clang-format, shellcheck, man pages, manifests, Dockerfile
 #   make test       unit + integration tests (root, real kernel); T='mesh_* exec'
 #                   or T=test_key:test_reenter* runs only those (tests/run.sh --list)
 #   make demo       a redirected local connection and its counters
@@ -62,7 +63,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all deps test unit integration demo bench install uninstall clean format fuzz soak known-issues
+.PHONY: all deps test check unit integration demo bench install uninstall clean format fuzz soak known-issues
 
 APPS := $(OUTPUT)/looplessd $(OUTPUT)/loopless
 TEST_BINS := $(OUTPUT)/lltraffic $(OUTPUT)/llprobe $(OUTPUT)/llsidecar $(OUTPUT)/fuzz_config \
@@ -158,6 +159,7 @@ $(OUTPUT)/test_key: tests/unit/test_key.c bpf/loopless.h | $(OUTPUT)
 DEPS := make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	libinih-dev libsystemd-dev libcap-dev libcmocka-dev libmicrohttpd-dev iproute2 procps \
 	util-linux jq gnuplot-nox iperf3 coreutils curl python3 systemd systemd-container groff-base \
+	clang-format shellcheck \
 	man-db yamllint nodejs redis-server redis-tools nginx-light wrk iptables golang-go haproxy
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
@@ -181,6 +183,10 @@ deps:
 	else \
 		npm ci --no-audit --no-fund --loglevel=error; \
 	fi
+
+# What needs no root: formatting, shellcheck, man pages, manifests, Dockerfile.
+check: $(APPS)
+	$(Q)tests/check.sh $(OUTPUT)
 
 # T=PATTERN...: only the tests it names (globs, see tests/run.sh --list).
 test: all

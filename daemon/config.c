@@ -653,10 +653,12 @@ static const struct key_def {
 	size_t off;
 	unsigned long min, max;
 } keys[] = {
+/* clang-format off */
 #define KEY(sec, key, k, is_list) { .section = sec, .name = key, .kind = k, .list = is_list }
 #define U32_KEY(sec, key, field, lo, hi)                                                           \
 	{ .section = sec, .name = key, .kind = KEY_U32, .off = offsetof(struct config, field),    \
 	  .min = lo, .max = hi }
+	/* clang-format on */
 	KEY("daemon", "pin_dir", KEY_PIN_DIR, false),
 	KEY("daemon", "cgroup", KEY_CGROUP, true),
 	KEY("daemon", "log_level", KEY_LOG_LEVEL, false),

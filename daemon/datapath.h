@@ -50,8 +50,7 @@ int datapath_reap(struct datapath *dp, const char *const *cgroups, int n, unsign
 /* Put sockets of pairs that left the map for TCP back in once ll_reenter()
  * allows (ll_reenter, in every network namespace of a process in @cgroups:
  * absolute paths); *pending: how many still wait, to try again later. */
-int datapath_reenter(struct datapath *dp, const char *const *cgroups, int n,
-		     unsigned int *pending);
+int datapath_reenter(struct datapath *dp, const char *const *cgroups, int n, unsigned int *pending);
 /* Release the skeleton; everything pinned stays. */
 void datapath_close(struct datapath *dp);
 /* Every socket in the pinned sockhash (and an older version's) with its

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# shellcheck shell=bash
 # Integration tests, real applications from Debian (redis, nginx, iperf3),
 # each in the test's netns and cgroup.
 

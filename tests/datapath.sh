@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# shellcheck shell=bash
 # Integration tests, the datapath under load: the bench end to end,
 # backpressure, request/response staying redirected, uninstall in flight,
 # leaving and re-entering the map.
@@ -205,7 +206,7 @@ t_uninstall_in_flight() {
 # here), no reader sees an error, and the pair cycles: measured 3-13 leaves
 # in the 2 s (each short stay makes its next wait longer).
 t_path_switching() {
-	local st0 st1 out d
+	local st0 st1 out
 	printf '[daemon]\ncgroup = %s\n[datapath]\nqueue_limit = 65536\nreader_idle_ms = 1\nreenter_min_ms = 1\n' \
 		"$CG" >"$TMP/conf"
 	start_daemon --config "$TMP/conf"

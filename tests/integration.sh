@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# shellcheck shell=bash
 # Integration tests: real sockets, real kernel. Each t_* function runs in a
 # subshell of its own (tests/run.sh) with its own netns, cgroup and pin dir
 # (tests/lib.sh), asserting bytes (lltraffic verifies every byte, order and

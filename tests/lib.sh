@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# shellcheck shell=bash
 # Shared helpers for tests and benches: every run gets its own netns, cgroup,
 # pin dir and temp dir, named loopless-<what>-<pid>-<n>, removed on exit.
 # Source it, then call env_setup; env_cleanup runs from the EXIT trap.
@@ -74,7 +75,7 @@ add_netns() {
 # start_daemon [looplessd args...]: starts looplessd on $PIN (and $CG unless
 # a --cgroup or --config is given) and waits until it is attached.
 start_daemon() {
-	local args=("$@") i n0
+	local args=("$@") n0
 	case " ${args[*]} " in
 	*" --cgroup "* | *" --config "* | *" -c "*) ;;
 	*) args+=(--cgroup "$CG") ;;
@@ -87,7 +88,7 @@ start_daemon() {
 	n0=$(grep -c "datapath in" "$TMP/looplessd.log" 2>/dev/null)
 	"$LOOPLESSD" --pin-dir "$PIN" "${args[@]}" >>"$TMP/looplessd.log" 2>&1 &
 	DAEMON_PID=$!
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		if "$LOOPLESS" --pin-dir "$PIN" status >/dev/null 2>&1 &&
 			[ "$(grep -c "datapath in" "$TMP/looplessd.log")" -gt "${n0:-0}" ]; then
 			return 0

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# shellcheck shell=bash
 # The mesh topology: pods as netns, a node netns with kube-proxy-style service
 # DNAT, the mesh's iptables rules (Istio, Linkerd) and llsidecar as the
 # sidecar. Sourced by tests/mesh.sh (the mesh tests) and bench/run.sh (the mesh

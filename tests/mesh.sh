@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# shellcheck shell=bash
 # Mesh tests: service-mesh-shaped local hops (Istio's and Linkerd's iptables
 # REDIRECT sidecars), sourced by tests/run.sh with tests/lib.sh. Each t_mesh_*
 # runs the same traffic twice in the same test, first as plain TCP (processes

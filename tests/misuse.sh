@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# shellcheck shell=bash
 # Bad input and misuse: every option of looplessd and loopless and every
 # configuration key, each with wrong values (not a number, negative, overflow,
 # out of range, empty, wrong type, missing argument, unknown option). Each

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# shellcheck shell=bash
 # Integration tests, operations: live reload, the metrics endpoint, the
 # systemd unit, make install, man pages, deployment files (helpers in
 # tests/lib.sh and tests/integration.sh).
@@ -446,7 +447,8 @@ t_man_pages() {
 # Kubernetes manifests, offline: yamllint (strict), the API schemas and
 # unknown fields (tests/check-deploy.js), kustomize rendering when kubectl is
 # there, and the ConfigMap's looplessd.conf passes looplessd --check.
-t_deploy_manifests() {
+# The manifests themselves (no root: make check runs this too).
+check_manifests() {
 	local out
 	[ -d node_modules/kubernetes-models ] || die "node_modules missing (make deps)"
 	yamllint -s deploy/kubernetes || die "yamllint"
@@ -462,6 +464,11 @@ t_deploy_manifests() {
 	else
 		log "kubectl not installed: rendering skipped (resources list checked above)"
 	fi
+}
+
+t_deploy_manifests() {
+	local out
+	check_manifests
 	# The config as the pod reads it; its cgroup is the host's, replaced here.
 	out=$("$LOOPLESSD" --config "$TMP/cm.conf" --cgroup "$CG" --check 2>&1) ||
 		die "the ConfigMap's looplessd.conf: $out"
@@ -592,7 +599,7 @@ t_systemd_boot() {
 		mkdir -p "$sysd/$ENV_ID" || die "mkdir $sysd/$ENV_ID"
 		# env_cleanup reads the test's status from $?: keep it. (Expanded
 		# now on purpose: the locals are gone when it runs.)
-		# shellcheck disable=SC2064
+		# shellcheck disable=SC2064,SC2154 # rc is the trap's own
 		trap "rc=\$?; rmdir_tree '$sysd/$ENV_ID'; (exit \$rc); env_cleanup" EXIT
 	fi
 	# The volatile /etc starts empty, so first-boot presets would enable and

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# shellcheck shell=bash
 # Integration tests, trust: socket semantics an application could observe,
 # each compared with plain TCP (issue 6).
 

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# shellcheck shell=bash
 # Reader tests: what an application's reading side sees through loopless,
 # compared with plain TCP in the same test, byte for byte. A socket in a
 # sockmap reads through tcp_bpf_recvmsg(), which waits for one wake-up only

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# shellcheck shell=bash
 # The files of t_* (and k_*) functions, one area each; all are sourced for
 # every test, so a helper defined in one serves them all. tests/run.sh runs
 # the tests in this order, tests/known-issues.sh the reproducers.
