@@ -182,7 +182,6 @@ static int print_link(const char *dir, const char *name, int link_fd, uint64_t c
 
 static int cmd_status(const struct opts *o, char *const *args)
 {
-	(void)args;
 	struct status_links s = { .o = o };
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info), prog_ids[4], attach_flags, n_progs = 4;
@@ -191,6 +190,7 @@ static int cmd_status(const struct opts *o, char *const *args)
 	int err;
 	bool attached;
 
+	(void)args;
 	err = pins_open(o->pin_dir, &p);
 	if (err) {
 		if (o->json) {
@@ -233,11 +233,11 @@ static int cmd_status(const struct opts *o, char *const *args)
 
 static int cmd_stats(const struct opts *o, char *const *args)
 {
-	(void)args;
 	uint64_t v[STAT_NR];
 	struct pinned p;
 	int i, err;
 
+	(void)args;
 	if (open_pins(o, &p))
 		return 1;
 	/* The same reader and names as looplessd's /metrics. */
@@ -414,12 +414,12 @@ static void print_conns_text(const struct ll_conn_rec *recs, size_t n,
 
 static int cmd_conns(const struct opts *o, char *const *args)
 {
-	(void)args;
 	struct sock_owner *owners;
 	struct ll_conn_rec *recs;
 	size_t i, n, n_owners = 0;
 	int err;
 
+	(void)args;
 	err = datapath_conns(o->pin_dir, &recs, &n);
 	if (err == -ENOENT) {
 		log_error("no loopless datapath is pinned in %s (is looplessd running? "
@@ -454,10 +454,10 @@ static int cmd_conns(const struct opts *o, char *const *args)
 
 static int cmd_uninstall(const struct opts *o, char *const *args)
 {
-	(void)args;
 	uint64_t unread;
 	int err = datapath_uninstall(o->pin_dir, o->timeout_ms, o->force, &unread);
 
+	(void)args;
 	if (err == -ENOENT) {
 		log_error("nothing to uninstall: no datapath pinned in %s", o->pin_dir);
 		return 1;
@@ -554,44 +554,17 @@ static const struct command {
 	int (*run)(const struct opts *o, char *const *args);
 	unsigned int takes;
 } commands[] = {
-	{ "status", cmd_status, TAKES_JSON },	    { "stats", cmd_stats, TAKES_JSON },
-	{ "conns", cmd_conns, TAKES_JSON },	    { "exec", cmd_exec, TAKES_GROUP | TAKES_CMD },
+	/* One per line: clang-format 14 would pack them in pairs. */
+	/* clang-format off */
+	{ "status", cmd_status, TAKES_JSON },
+	{ "stats", cmd_stats, TAKES_JSON },
+	{ "conns", cmd_conns, TAKES_JSON },
+	{ "exec", cmd_exec, TAKES_GROUP | TAKES_CMD },
 	{ "uninstall", cmd_uninstall, TAKES_WAIT },
+	/* clang-format on */
 };
 
 #define N_COMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
-
-static bool given_json(const struct opts *o)
-{
-	return o->json;
-}
-
-static bool given_timeout(const struct opts *o)
-{
-	return o->timeout_set;
-}
-
-static bool given_force(const struct opts *o)
-{
-	return o->force;
-}
-
-static bool given_group(const struct opts *o)
-{
-	return o->group;
-}
-
-/* The options some commands take, and whether the command line gave each. */
-static const struct option_use {
-	const char *name;
-	unsigned int bit;
-	bool (*given)(const struct opts *o);
-} option_uses[] = {
-	{ "--json", TAKES_JSON, given_json },
-	{ "--timeout", TAKES_WAIT, given_timeout },
-	{ "--force", TAKES_WAIT, given_force },
-	{ "--group", TAKES_GROUP, given_group },
-};
 
 static int find_command(const char *name)
 {
@@ -712,13 +685,21 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	/* An option the command would ignore is a mistake worth a word. */
-	for (k = 0; k < sizeof(option_uses) / sizeof(option_uses[0]); k++) {
-		const struct option_use *u = &option_uses[k];
-
-		if (!u->given(&o) || (commands[c].takes & u->bit))
+	const struct {
+		const char *name;
+		unsigned int bit; /* the commands that take it */
+		bool given;
+	} uses[] = {
+		{ "--json", TAKES_JSON, o.json },
+		{ "--timeout", TAKES_WAIT, o.timeout_set },
+		{ "--force", TAKES_WAIT, o.force },
+		{ "--group", TAKES_GROUP, o.group != NULL },
+	};
+	for (k = 0; k < sizeof(uses) / sizeof(uses[0]); k++) {
+		if (!uses[k].given || (commands[c].takes & uses[k].bit))
 			continue;
-		log_error("%s applies to %s, not to %s", u->name,
-			  takers(u->bit, names, sizeof(names)), cmd);
+		log_error("%s applies to %s, not to %s", uses[k].name,
+			  takers(uses[k].bit, names, sizeof(names)), cmd);
 		return EXIT_USAGE;
 	}
 	if (o.timeout_set && o.force) {
