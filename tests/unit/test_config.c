@@ -469,23 +469,27 @@ static void test_ports(void **state)
 	}
 }
 
-/* @s as the value of exclude_ports fails with @msg, and leaves the list
- * an earlier file set alone. */
-static void expect_ports_error(const char *s, const char *msg)
+/* @s as the value of the list @key fails with @msg, and leaves the whole
+ * configuration (the list @seed set included) as an earlier file left it. */
+static void expect_list_error(const char *key, const char *seed, const char *s, const char *msg)
 {
 	char want[CONFIG_ERR_MAX];
+	struct config before;
 	struct fixture f;
 
 	config_init(&f.cfg);
-	assert_int_equal(parse_key(&f, "exclude_ports", "7-9"), 0);
-	assert_int_equal(parse_key(&f, "exclude_ports", s), -EINVAL);
-	snprintf(want, sizeof(want), "x.conf:2: bad value for \"exclude_ports\" in [datapath]: %s",
-		 msg);
+	assert_int_equal(parse_key(&f, key, seed), 0);
+	memcpy(&before, &f.cfg, sizeof(before));
+	assert_int_equal(parse_key(&f, key, s), -EINVAL);
+	snprintf(want, sizeof(want), "x.conf:2: bad value for \"%s\" in [datapath]: %s", key, msg);
 	assert_string_equal(f.err, want);
-	assert_int_equal(f.cfg.n_exclude_ports, 1);
-	assert_int_equal(f.cfg.exclude_ports[0].lo, 7);
-	assert_int_equal(f.cfg.exclude_ports[0].hi, 9);
+	assert_memory_equal(&f.cfg, &before, sizeof(before));
 	config_free(&f.cfg);
+}
+
+static void expect_ports_error(const char *s, const char *msg)
+{
+	expect_list_error("exclude_ports", "7-9", s, msg);
 }
 
 static void test_ports_errors(void **state)
@@ -571,22 +575,9 @@ static void test_addrs(void **state)
 	assert_v4(&f->cfg.local_addrs[2], 198, 51, 100, 7);
 }
 
-/* @s as the value of local_addrs fails with @msg, and leaves the list an
- * earlier file set alone. */
 static void expect_addrs_error(const char *s, const char *msg)
 {
-	char want[CONFIG_ERR_MAX];
-	struct fixture f;
-
-	config_init(&f.cfg);
-	assert_int_equal(parse_key(&f, "local_addrs", "fd00::9"), 0);
-	assert_int_equal(parse_key(&f, "local_addrs", s), -EINVAL);
-	snprintf(want, sizeof(want), "x.conf:2: bad value for \"local_addrs\" in [datapath]: %s",
-		 msg);
-	assert_string_equal(f.err, want);
-	assert_int_equal(f.cfg.n_local_addrs, 1);
-	assert_int_equal(f.cfg.local_addrs[0].family, AF_INET6);
-	config_free(&f.cfg);
+	expect_list_error("local_addrs", "fd00::9", s, msg);
 }
 
 static void test_addrs_errors(void **state)
