@@ -575,12 +575,18 @@ static __always_inline int sockops_segment(struct bpf_sock_ops *ops, bool incomi
 					    (__u64)tp->inet_conn.icsk_inet.sk.sk_user_data &
 						    LL_SK_USER_DATA_PTRMASK,
 					    tp);
+	} else if (!(st->flags & (LL_SK_READER_SAFE | LL_SK_READER_UNSAFE)) && !incoming) {
+		done = false; /* undecided: decided at a segment received */
 	} else if (!(st->flags & (LL_SK_READER_SAFE | LL_SK_READER_UNSAFE))) {
 		/* Not seen reading yet. An accepted socket has a file once
 		 * accept()ed: a blocking one (a threaded server behind a
 		 * non-blocking listener) leaves now, before its first
 		 * blocking read can wait in tcp_bpf_recvmsg(). Never
-		 * redirected into, so nothing is lost. */
+		 * redirected into, so nothing is lost. Only at a segment
+		 * received, as before the send callback: run at segments
+		 * sent too, it kept revproxy -> nginx (Go, and nginx with
+		 * accept4(SOCK_NONBLOCK)) from ever being redirected in about
+		 * 1 run in 4, for a reason not found yet. */
 		tp = bpf_skc_to_tcp_sock(sk);
 		done = false;
 		if (tp && file_nonblock(tp->inet_conn.icsk_inet.sk.sk_socket) == 0) {
