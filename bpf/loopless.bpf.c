@@ -788,10 +788,14 @@ int ll_sk_msg(struct sk_msg_md *msg)
 	idle = now - st->send_ns > cfg->reader_idle_ns;
 	/* Small writes back to back: a stream, not requests waiting for
 	 * their responses. */
-	if (size <= cfg->small_write && now - st->send_ns < LL_BURST_GAP_NS)
-		st->burst++;
-	else
+	if (size > cfg->small_write || now - st->send_ns >= LL_BURST_GAP_NS)
 		st->burst = 0;
+	else if (st->burst < LL_SMALL_BURST)
+		st->burst++;
+	if (size > cfg->small_write)
+		st->small_run = 0;
+	else if (st->small_run < LL_SMALL_RUN)
+		st->small_run++;
 	st->send_ns = now;
 
 	if (st->flags & LL_SK_TCP_USED) {
@@ -889,8 +893,8 @@ int ll_sk_msg(struct sk_msg_md *msg)
 		count(LL_CNT_LEAVE_LAG, 1);
 		leave_pair(st, LL_WHY_LAG);
 		goto to_tcp;
-	} else if (size <= cfg->small_write &&
-		   (v.queued > cfg->small_lag || (st->burst >= LL_SMALL_BURST && v.queued))) {
+	} else if (ll_small_stream(size, cfg->small_write, v.queued, cfg->small_lag, st->small_run,
+				   st->burst)) {
 		/* A stream of small writes (its reader lags, or they come
 		 * back to back while earlier ones are still unread): TCP
 		 * coalesces them into few segments and wake-ups, redirection

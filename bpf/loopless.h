@@ -167,7 +167,11 @@ struct ll_sk_state {
 	__u64 cookie; /* its own socket cookie */
 	__u32 flags;
 	__u32 queued_expect; /* peer's queue after our last redirect */
-	__u32 burst; /* small writes in a row, each within LL_BURST_GAP_NS */
+	/* Writes of at most small_write bytes in a row: each within
+	 * LL_BURST_GAP_NS of the one before (burst), with any gap (small_run,
+	 * counted up to LL_SMALL_RUN). Both saturate. */
+	__u16 burst;
+	__u16 small_run;
 	__u32 snd_mark; /* snd_nxt when it left the map (with copied_mark) */
 	__u64 progress_ns; /* when the peer was last seen taking bytes */
 	__u64 send_ns; /* when this socket last sent */
@@ -254,6 +258,7 @@ enum ll_reap_rec {
 #define LL_MIN_QUEUE (256U << 10)
 #define LL_BURST_GAP_NS 5000ULL
 #define LL_SMALL_BURST 32
+#define LL_SMALL_RUN 8
 #define LL_DEFAULT_SMALL_WRITE 2048
 #define LL_DEFAULT_SMALL_LAG (64U << 10)
 #define LL_DEFAULT_REENTER_MIN_NS (10ULL * 1000 * 1000)
@@ -482,6 +487,26 @@ static inline bool ll_drained(const struct ll_seqs *from, const struct ll_seqs *
 {
 	return from->write_seq == from->snd_nxt && to->rcv_nxt == from->snd_nxt &&
 	       to->copied_seq == to->rcv_nxt;
+}
+
+/*
+ * Whether a write of @size bytes belongs to a stream of small writes, which
+ * TCP serves better than redirection (it coalesces them into few segments
+ * and wake-ups; redirection queues and wakes per write): it is small, and
+ * either its reader lags (more than @small_lag bytes wait unread) with
+ * small writes @run in a row (this one included), or @burst of them came
+ * back to back while earlier ones are still unread. One small write after
+ * large ones is not such a stream: a proxy relaying a bulk stream writes
+ * the tail of each segment it read (376 or 1276 bytes after 64 KiB ones),
+ * often while its reader is still 128 KiB behind, and leaving for it sent
+ * the rest of the transfer over TCP.
+ */
+static inline bool ll_small_stream(__u32 size, __u32 small_write, __u32 queued, __u32 small_lag,
+				   __u32 run, __u32 burst)
+{
+	if (size > small_write)
+		return false;
+	return (run >= LL_SMALL_RUN && queued > small_lag) || (burst >= LL_SMALL_BURST && queued);
 }
 
 /* Re-entry backoff: LL_REENTER_MAX_SHIFT doublings at most (10 ms -> 1.28

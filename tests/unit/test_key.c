@@ -252,6 +252,37 @@ static void test_reader_redirectable(void **state)
 	assert_false(ll_reader_redirectable(LL_READER_LEAVING));
 }
 
+/* Which writes take TCP as a small-write stream. */
+static void test_small_stream(void **state)
+{
+	static const __u32 sw = LL_DEFAULT_SMALL_WRITE, lag = LL_DEFAULT_SMALL_LAG;
+	static const struct {
+		__u32 size, queued, run, burst;
+		bool want;
+	} cases[] = {
+		{ 64, lag + 1, LL_SMALL_RUN, 0, true }, /* 64 B writes, the reader lags */
+		{ 64, lag, LL_SMALL_RUN, 0, false }, /* ... by no more than small_lag */
+		{ sw, lag + 1, LL_SMALL_RUN, 0, true },
+		{ sw + 1, 1U << 30, LL_SMALL_RUN, LL_SMALL_BURST, false }, /* not small */
+		/* A relay's 376-byte tail after 64 KiB writes, 128 KiB unread. */
+		{ 376, 128U << 10, 1, 0, false },
+		{ 376, 128U << 10, LL_SMALL_RUN - 1, 0, false },
+		{ 64, 1, LL_SMALL_BURST, LL_SMALL_BURST, true }, /* back to back */
+		{ 64, 0, LL_SMALL_BURST, LL_SMALL_BURST, false }, /* ... all read */
+		{ 64, 1, LL_SMALL_BURST, LL_SMALL_BURST - 1, false },
+		{ 64, 0, 0, 0, false }, /* a request */
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (ll_small_stream(cases[i].size, sw, cases[i].queued, lag, cases[i].run,
+				    cases[i].burst) != cases[i].want)
+			fail_msg("case %zu: size %u queued %u run %u burst %u: want %d", i,
+				 cases[i].size, cases[i].queued, cases[i].run, cases[i].burst,
+				 cases[i].want);
+}
+
 /* A leaving socket goes when drained and no redirect into it can be in
  * flight: its peer idle (one reference: its map link; 0: gone), or the
  * grace period over. */
@@ -466,6 +497,7 @@ int main(void)
 		cmocka_unit_test(test_read_kind),
 		cmocka_unit_test(test_reader_redirectable),
 		cmocka_unit_test(test_leave_ready),
+		cmocka_unit_test(test_small_stream),
 		cmocka_unit_test(test_drained),
 		cmocka_unit_test(test_reenter),
 		cmocka_unit_test(test_read_by_recv),
