@@ -427,22 +427,31 @@ static __always_inline void leave_pair(struct ll_sk_state *st, enum ll_leave_why
 	bpf_ringbuf_output(&leave_events, &one, sizeof(one), 0);
 }
 
-/* References to the psock of the socket at @addr (0: gone or left). */
-static __always_inline __u32 psock_refs(__u64 addr, __u64 cookie)
+/*
+ * Calls in progress holding the psock of the socket at @addr
+ * (ll_psock_users()); -1: no psock (the socket is gone, or out of the map
+ * with no call left).
+ */
+static __always_inline int psock_users(__u64 addr, __u64 cookie)
 {
 	struct sock *psk = bpf_rdonly_cast((void *)addr, bpf_core_type_id_kernel(struct sock));
 	struct sk_psock *psock;
 	__u32 refs;
+	bool linked;
 	__u64 ud;
 
 	if (!addr || psk->__sk_common.skc_cookie.counter != cookie)
-		return 0;
+		return -1;
 	ud = (__u64)psk->sk_user_data & LL_SK_USER_DATA_PTRMASK;
 	if (!ud)
-		return 0;
+		return -1;
 	psock = bpf_rdonly_cast((void *)ud, bpf_core_type_id_kernel(struct sk_psock));
 	refs = psock->refcnt.refs.counter;
-	return psk->__sk_common.skc_cookie.counter == cookie ? refs : 0;
+	/* An empty list_head points at itself. */
+	linked = (__u64)psock->link.next != ud + bpf_core_field_offset(struct sk_psock, link);
+	if (psk->__sk_common.skc_cookie.counter != cookie)
+		return -1;
+	return ll_psock_users(refs, linked);
 }
 
 /*
@@ -456,7 +465,8 @@ static __always_inline bool leave_if_ready(struct ll_sk_state *st, struct ll_soc
 {
 	struct ll_sock_ref *pref;
 	struct sk_psock *psock;
-	__u32 queued = 0, refs;
+	__u32 queued = 0;
+	int users;
 	struct ll_key pk;
 	__u64 peer;
 
@@ -472,8 +482,8 @@ static __always_inline bool leave_if_ready(struct ll_sk_state *st, struct ll_soc
 			       (st->flags & LL_SK_READER_SAFE) ?
 		       pref->sk :
 		       0;
-	refs = psock_refs(peer, pref ? pref->cookie : 0);
-	if (!ll_leave_ready(queued, refs, bpf_ktime_get_ns() - ref->leave_ns))
+	users = psock_users(peer, pref ? pref->cookie : 0);
+	if (!ll_leave_ready(queued, users > 0 ? users : 0, bpf_ktime_get_ns() - ref->leave_ns))
 		return false;
 	if (bpf_map_delete_elem(&sock_hash, &st->key))
 		return false;
@@ -1188,7 +1198,7 @@ int ll_reenter(struct bpf_iter__tcp *ctx)
 			ref->reader, pref->reader, ref->why, a.copied_seq == a.rcv_nxt, quiet,
 			a.copied_seq - st->copied_mark > LL_STREAM_BYTES,
 			!(pref->reader & LL_READER_LEAVING) &&
-				psock_refs(pref->sk, pref->cookie) == 1,
+				psock_users(pref->sk, pref->cookie) == 0,
 			tp->snd_nxt - st->snd_mark > LL_STREAM_BYTES, st->flags & LL_SK_ACTIVE,
 			/* tcp_wstamp_ns: when its last segment left
 			 * (tcp_clock_ns(), bpf_ktime_get_ns()'s clock); ACKs

@@ -441,18 +441,37 @@ static inline bool ll_reader_redirectable(__u32 reader)
 #define LL_LEAVE_GRACE_NS (100ULL * 1000 * 1000)
 
 /*
+ * Who else holds the psock of a socket, from its reference count @refs and
+ * whether it is still in a map (@linked: its psock's link list is not empty):
+ * every map link holds one reference, and so does every tcp_bpf_sendmsg()
+ * and tcp_bpf_recvmsg() for its whole duration. A socket taken out of the
+ * map while one of them runs keeps its psock (and sk_user_data) until that
+ * call returns: one reference then is a call in progress, not a map link.
+ */
+static inline __u32 ll_psock_users(__u32 refs, bool linked)
+{
+	return linked ? (refs ? refs - 1 : 0) : refs;
+}
+
+/*
  * Whether a socket of a leaving pair may leave the map now, without losing
  * a byte: nothing redirected to it is left unread (@queued, its psock's
- * msg_tot_len) and no redirect into it can still be in flight. Every
- * tcp_bpf_sendmsg() holds a reference to the sender's psock for its whole
- * duration, so the peer's psock seen with only its map link's reference
- * (@peer_refs <= 1; 0: the peer left already) after the flag was set proves
- * none is; a peer whose own reader is parked in tcp_bpf_recvmsg() holds one
- * more for as long, and then the grace period is the proof.
+ * msg_tot_len) and no redirect into it can still be in flight. A redirect
+ * is decided in the sender's tcp_bpf_sendmsg() and queued later in the same
+ * call, after it released its own socket (tcp_bpf_send_verdict() ->
+ * bpf_tcp_ingress(), which drops the bytes without a word if the target's
+ * psock stopped in between), so the peer's psock with no call in progress
+ * (@peer_users 0, ll_psock_users(); or no psock at all) after the flag was
+ * set proves none is. Counting references alone did not: the sender can
+ * leave the map itself inside that window (its own segment's callback, at
+ * release_sock()), and its call's reference then looked like the map link
+ * (mesh_safety lost a stream's first 64 KiB, about 1 run in 15). A peer
+ * whose reader is parked in tcp_bpf_recvmsg() is a user for as long, and
+ * then the grace period is the proof.
  */
-static inline bool ll_leave_ready(__u32 queued, __u32 peer_refs, __u64 since_ns)
+static inline bool ll_leave_ready(__u32 queued, __u32 peer_users, __u64 since_ns)
 {
-	return !queued && (peer_refs <= 1 || since_ns >= LL_LEAVE_GRACE_NS);
+	return !queued && (!peer_users || since_ns >= LL_LEAVE_GRACE_NS);
 }
 
 /* A provisional client end at its first incoming segment: it stays when a

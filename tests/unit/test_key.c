@@ -284,30 +284,43 @@ static void test_small_stream(void **state)
 }
 
 /* A leaving socket goes when drained and no redirect into it can be in
- * flight: its peer idle (one reference: its map link; 0: gone), or the
- * grace period over. */
+ * flight: no call of its peer's in progress (0 users: idle in the map, or
+ * no psock), or the grace period over. */
 static void test_leave_ready(void **state)
 {
 	static const struct {
-		__u32 queued, peer_refs;
+		__u32 queued, peer_users;
 		__u64 since_ns;
 		bool want;
 	} cases[] = {
-		{ 0, 1, 0, true },
 		{ 0, 0, 0, true },
-		{ 1, 1, LL_LEAVE_GRACE_NS * 10, false }, /* never with bytes unread */
-		{ 0, 2, 0, false }, /* the peer is inside a sendmsg (or a recvmsg) */
-		{ 0, 2, LL_LEAVE_GRACE_NS - 1, false },
-		{ 0, 2, LL_LEAVE_GRACE_NS, true },
+		{ 1, 0, LL_LEAVE_GRACE_NS * 10, false }, /* never with bytes unread */
+		{ 0, 1, 0, false }, /* the peer is inside a sendmsg (or a recvmsg) */
+		{ 0, 1, LL_LEAVE_GRACE_NS - 1, false },
+		{ 0, 1, LL_LEAVE_GRACE_NS, true },
 		{ 4096, 0, 0, false },
 	};
 	size_t i;
 
 	(void)state;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		if (ll_leave_ready(cases[i].queued, cases[i].peer_refs, cases[i].since_ns) !=
+		if (ll_leave_ready(cases[i].queued, cases[i].peer_users, cases[i].since_ns) !=
 		    cases[i].want)
 			fail_msg("case %zu: expected %d", i, cases[i].want);
+}
+
+/* A psock's references beyond its map link are calls in progress; out of
+ * the map, every reference is one (mesh_safety's lost 64 KiB: a sender that
+ * left inside its own sendmsg had one reference, which read as its link). */
+static void test_psock_users(void **state)
+{
+	(void)state;
+	assert_int_equal(ll_psock_users(1, true), 0); /* in the map, idle */
+	assert_int_equal(ll_psock_users(2, true), 1); /* ... inside a sendmsg */
+	assert_int_equal(ll_psock_users(3, true), 2); /* ... and a recvmsg */
+	assert_int_equal(ll_psock_users(1, false), 1); /* out, its sendmsg still running */
+	assert_int_equal(ll_psock_users(0, false), 0);
+	assert_int_equal(ll_psock_users(0, true), 0);
 }
 
 /* A provisional client end stays only if claimed; a sender uses a record
@@ -497,6 +510,7 @@ int main(void)
 		cmocka_unit_test(test_read_kind),
 		cmocka_unit_test(test_reader_redirectable),
 		cmocka_unit_test(test_leave_ready),
+		cmocka_unit_test(test_psock_users),
 		cmocka_unit_test(test_small_stream),
 		cmocka_unit_test(test_drained),
 		cmocka_unit_test(test_reenter),
