@@ -67,13 +67,15 @@ endif
 
 APPS := $(OUTPUT)/looplessd $(OUTPUT)/loopless
 TEST_BINS := $(OUTPUT)/lltraffic $(OUTPUT)/llprobe $(OUTPUT)/llsidecar $(OUTPUT)/fuzz_config \
-	$(OUTPUT)/test_config $(OUTPUT)/test_key $(OUTPUT)/test_stats
+	$(OUTPUT)/test_config $(OUTPUT)/test_config_ini $(OUTPUT)/test_options $(OUTPUT)/test_key \
+	$(OUTPUT)/test_stats
 BENCH_BINS := $(OUTPUT)/loopless-bench
 
 all: $(APPS) $(TEST_BINS) $(BENCH_BINS)
 
 # Objects shared by the daemon and the CLI, one file per concern.
-COMMON_OBJS := $(addprefix $(OBJ)/,config.o pins.o cgroup.o stats.o log.o datapath.o netns.o)
+COMMON_OBJS := $(addprefix $(OBJ)/,config.o config_ini.o options.o pins.o cgroup.o stats.o log.o \
+	datapath.o netns.o)
 
 $(OBJ) $(OUTPUT):
 	$(Q)mkdir -p $@
@@ -123,7 +125,8 @@ $(OUTPUT)/llsidecar: tests/llsidecar.c | $(OUTPUT)
 # libFuzzer target: clang only, with its own sanitizer flags (not CFLAGS).
 FUZZ_CFLAGS := -g -O1 -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Ibpf -Idaemon \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-$(OUTPUT)/fuzz_config: tests/fuzz/fuzz_config.c daemon/config.c daemon/config.h | $(OUTPUT)
+$(OUTPUT)/fuzz_config: tests/fuzz/fuzz_config.c daemon/config.c daemon/config_ini.c daemon/config.h \
+		| $(OUTPUT)
 	$(call msg,FUZZ-CC,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(filter %.c,$^) -o $@ $(INIH_LIBS)
 
@@ -131,9 +134,21 @@ $(OUTPUT)/loopless-bench: bench/loopless-bench.c | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(LL_CFLAGS) $< -o $@ $(LL_LDFLAGS) -lpthread -lm
 
-$(OUTPUT)/test_config: tests/unit/test_config.c $(OBJ)/config.o | $(OUTPUT)
+# The configuration's tests follow its files: the model, the INI adapter
+# (with inih), the option errors. config_fixture.h is what the first two share.
+$(OUTPUT)/test_config: tests/unit/test_config.c tests/unit/config_fixture.h $(OBJ)/config.o \
+		| $(OUTPUT)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(LL_CFLAGS) $^ -o $@ $(LL_LDFLAGS) $(INIH_LIBS) $(CMOCKA_LIBS)
+	$(Q)$(CC) $(LL_CFLAGS) $(filter-out %.h,$^) -o $@ $(LL_LDFLAGS) $(CMOCKA_LIBS)
+
+$(OUTPUT)/test_config_ini: tests/unit/test_config_ini.c tests/unit/config_fixture.h \
+		$(OBJ)/config_ini.o $(OBJ)/config.o | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(LL_CFLAGS) $(filter-out %.h,$^) -o $@ $(LL_LDFLAGS) $(INIH_LIBS) $(CMOCKA_LIBS)
+
+$(OUTPUT)/test_options: tests/unit/test_options.c $(OBJ)/options.o $(OBJ)/config.o | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(LL_CFLAGS) $^ -o $@ $(LL_LDFLAGS) $(CMOCKA_LIBS)
 
 $(OUTPUT)/test_stats: tests/unit/test_stats.c $(OBJ)/stats.o | $(OUTPUT)
 	$(call msg,CC,$@)
@@ -192,7 +207,8 @@ check: $(APPS)
 test: all
 	$(Q)set -f; tests/run.sh $(OUTPUT) $(T)
 
-unit: $(OUTPUT)/test_config $(OUTPUT)/test_key $(OUTPUT)/test_stats
+unit: $(OUTPUT)/test_config $(OUTPUT)/test_config_ini $(OUTPUT)/test_options $(OUTPUT)/test_key \
+		$(OUTPUT)/test_stats
 	$(Q)tests/run.sh --unit-only $(OUTPUT)
 
 integration: all
@@ -268,7 +284,7 @@ uninstall:
 	@[ -n "$(DESTDIR)" ] || [ ! -d /run/systemd/system ] || systemctl daemon-reload
 
 format:
-	clang-format -i bpf/*.c bpf/*.h daemon/*.c daemon/*.h tests/*.c tests/unit/*.c tests/fuzz/*.c
+	clang-format -i bpf/*.c bpf/*.h daemon/*.c daemon/*.h tests/*.c tests/unit/*.c tests/unit/*.h tests/fuzz/*.c
 
 clean:
 	$(call msg,CLEAN)

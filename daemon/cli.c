@@ -21,6 +21,7 @@
 #include "json.h"
 #include "log.h"
 #include "loopless.h"
+#include "options.h"
 #include "pins.h"
 #include "procs.h"
 
@@ -622,7 +623,7 @@ int main(int argc, char **argv)
 	int c;
 
 	log_setup("loopless", LOG_LEVEL_INFO);
-	/* Errors are ours, one line each (see config_option_error()). */
+	/* Errors are ours, one line each (see options_error()). */
 	opterr = 0;
 	/* "+" stops at the command; parsing then goes on after it, so options
 	 * work on either side: `loopless --json stats`, `loopless stats --json`. */
@@ -669,7 +670,7 @@ int main(int argc, char **argv)
 			printf("loopless %s\n", LOOPLESS_VERSION);
 			return 0;
 		default:
-			config_option_error(msg, sizeof(msg), c, longopts, argv, optind, optopt);
+			options_error(msg, sizeof(msg), c, longopts, argv, optind, optopt);
 			log_error("%s", msg);
 			return EXIT_USAGE;
 		}

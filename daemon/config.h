@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * looplessd configuration: defaults, INI parsing (inih), validation of
- * single values. Pure: it touches no kernel state and no file but the one it
- * parses, so it is unit-tested and fuzzed on its own. Resolving cgroup paths
- * against the cgroup2 mount happens in the daemon.
+ * looplessd configuration: the model (config.c: defaults, setters, parsers of
+ * single values) and reading it from an INI file (config_ini.c, on inih).
+ * Pure: it touches no kernel state and no file but the one it parses, so it
+ * is unit-tested and fuzzed on its own. Resolving cgroup paths against the
+ * cgroup2 mount happens in the daemon.
  */
 #ifndef LOOPLESS_CONFIG_H
 #define LOOPLESS_CONFIG_H
@@ -67,8 +68,15 @@ struct config {
 void config_init(struct config *cfg);
 /* Free what config_init/parse allocated. @cfg may be reused after config_init. */
 void config_free(struct config *cfg);
+/* Deep copy of @src into @dst: config_free() on either leaves the other intact.
+ * 0 or -ENOMEM (@dst then holds nothing to free). */
+int config_copy(struct config *dst, const struct config *src);
 
 /*
+ * Reading a file, in config_ini.c. Declared here rather than in a header of
+ * its own so that whoever loads a configuration (the daemon, the fuzzer, the
+ * tests) includes this one header, and no inih type leaks into it.
+ *
  * Parse INI text from @path into @cfg (which holds defaults or earlier
  * values). Returns 0, -ENOENT when the file does not exist, or -EINVAL with
  * @err set to one line naming file, line and key, e.g.
@@ -86,6 +94,13 @@ int config_set_cgroups_clear(struct config *cfg);
 int config_add_cgroup(struct config *cfg, const char *path, unsigned int line, char *err,
 		      size_t errlen);
 int config_set_pin_dir(struct config *cfg, const char *dir, char *err, size_t errlen);
+/* Append the items of the list value @s ("80, 443 8000-8100"; "10.0.0.1
+ * ::1") to out[*n..max): *n moves on success only, so a bad item leaves the
+ * list as it was. Continuation lines of a list key call them once each. */
+int config_ports_append(const char *s, struct port_range *out, int max, int *n, char *err,
+			size_t errlen);
+int config_addrs_append(const char *s, struct local_addr *out, int max, int *n, char *err,
+			size_t errlen);
 /* The checks config_set_pin_dir() makes (absolute, not "/", not too long),
  * for a pin directory given to loopless. */
 int config_check_pin_dir(const char *dir, char *err, size_t errlen);
@@ -107,17 +122,12 @@ int config_parse_uint(const char *s, unsigned long max, unsigned long *out);
  * plenty for a value) is cut with "...".
  */
 const char *config_quote(char *buf, size_t size, const char *s);
+/* The same for @len bytes of @s (a piece of a line, or one option letter). */
+const char *config_quote_len(char *buf, size_t size, const char *s, size_t len);
 
-struct option;
-/*
- * One line, in @buf, for the error getopt_long() reported by returning @c
- * ('?' or ':'), called with opterr = 0 and an option string that starts
- * (after any '+') with ':'. @ind and @opt are getopt's optind and optopt
- * after that call, e.g.
- *   unknown option "--bogus" (try --help)
- *   option "--config" needs an argument (try --help)
- */
-void config_option_error(char *buf, size_t size, int c, const struct option *longopts,
-			 char *const argv[], int ind, int opt);
+/* The setters' error convention, for the file parser too: @fmt into @err
+ * (when given), and -EINVAL. */
+__attribute__((format(printf, 3, 4))) int config_fail(char *err, size_t errlen, const char *fmt,
+						      ...);
 
 #endif /* LOOPLESS_CONFIG_H */

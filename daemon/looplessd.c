@@ -29,6 +29,7 @@
 #include "log.h"
 #include "loopless.skel.h"
 #include "metrics.h"
+#include "options.h"
 #include "pins.h"
 
 #define EXIT_USAGE 2
@@ -198,7 +199,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			printf("looplessd %s\n", LOOPLESS_VERSION);
 			exit(0);
 		default:
-			config_option_error(msg, sizeof(msg), c, longopts, argv, optind, optopt);
+			options_error(msg, sizeof(msg), c, longopts, argv, optind, optopt);
 			log_error("%s", msg);
 			return EXIT_USAGE;
 		}

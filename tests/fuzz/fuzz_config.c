@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * libFuzzer target for the configuration parser (daemon/config.c): any byte string handed to
+ * libFuzzer target for the configuration parser (daemon/config_ini.c): any byte string handed to
  * config_parse_string() must give 0 or -errno with a one-line message, never a crash, a leak
  * (ASan's LeakSanitizer runs at exit) or an unterminated error string. Built by `make fuzz`
  * with clang -fsanitize=fuzzer,address,undefined; the seed corpus is tests/fuzz/corpus.
