@@ -165,7 +165,45 @@ struct {
 	__type(value, struct ll_netns_work);
 } netns_work SEC(".maps");
 
+/* cross_netns: which namespace owns each address of the node (struct
+ * ll_owner_key -> netns cookie), kept by looplessd from every namespace's
+ * interfaces; an address two namespaces have is in neither. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ll_owner_key);
+	__type(value, __u64);
+} addr_owners SEC(".maps");
+
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
+/* The netns cookie of the socket at @addr with @cookie, read without a
+ * reference (see peers); 0: gone. */
+static __always_inline __u64 sock_netns(__u64 addr, __u64 cookie)
+{
+	struct sock *psk = bpf_rdonly_cast((void *)addr, bpf_core_type_id_kernel(struct sock));
+	struct net *net;
+	__u64 c;
+
+	if (!addr || psk->__sk_common.skc_cookie.counter != cookie)
+		return 0;
+	net = bpf_rdonly_cast(psk->__sk_common.skc_net.net, bpf_core_type_id_kernel(struct net));
+	c = net->net_cookie;
+	return psk->__sk_common.skc_cookie.counter == cookie ? c : 0;
+}
+
+/* The namespace that owns an address (ops->local_ip4 ... network byte
+ * order); 0: none, or two. */
+static __always_inline __u64 addr_owner(__u32 family, __u32 ip4, __u32 w0, __u32 w1, __u32 w2,
+					__u32 w3)
+{
+	struct ll_owner_key k;
+	__u64 *v;
+
+	ll_addr_set(k.addr, family, ip4, w0, w1, w2, w3);
+	v = bpf_map_lookup_elem(&addr_owners, &k);
+	return v ? *v : 0;
+}
 
 _Static_assert(LL_CNT_MAX <= LL_CNT_SLOTS, "counters map too small");
 
@@ -200,7 +238,7 @@ static __always_inline void mark_left(struct ll_sk_state *st, bool on)
 		   __sync_fetch_and_and(&st->flags, ~LL_SK_LEFT);
 	if (!!(old & LL_SK_LEFT) == on)
 		return;
-	w = netns_work_of(st->key.netns);
+	w = netns_work_of(st->netns);
 	if (w)
 		__sync_fetch_and_add(&w->left, on ? 1 : -1);
 }
@@ -279,14 +317,49 @@ static __always_inline int sockops_listen(struct bpf_sock_ops *ops)
 #define LL_SEGMENT_CB_FLAGS \
 	(BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG)
 
+/* The owner of this connection's @local or remote address. Each context
+ * field read apart (barrier_var): loads the compiler merges into a pointer
+ * into the context are refused ("dereference of modified ctx ptr"). */
+static __always_inline __u64 ops_owner(struct bpf_sock_ops *ops, bool local)
+{
+	__u32 fam = ops->family, ip4, w0, w1, w2, w3;
+
+	if (local) {
+		ip4 = ops->local_ip4;
+		barrier_var(ip4);
+		w0 = ops->local_ip6[0];
+		barrier_var(w0);
+		w1 = ops->local_ip6[1];
+		barrier_var(w1);
+		w2 = ops->local_ip6[2];
+		barrier_var(w2);
+		w3 = ops->local_ip6[3];
+		barrier_var(w3);
+	} else {
+		ip4 = ops->remote_ip4;
+		barrier_var(ip4);
+		w0 = ops->remote_ip6[0];
+		barrier_var(w0);
+		w1 = ops->remote_ip6[1];
+		barrier_var(w1);
+		w2 = ops->remote_ip6[2];
+		barrier_var(w2);
+		w3 = ops->remote_ip6[3];
+		barrier_var(w3);
+	}
+	return addr_owner(fam, ip4, w0, w1, w2, w3);
+}
+
 static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 flags, bool active)
 {
 	struct ll_sock_ref ref = {}, *client = NULL;
+	enum ll_admit verdict;
 	struct ll_key key, peer;
 	struct ll_sk_state *st;
 	struct tcp_sock *tp;
 	struct bpf_sock *sk;
-	__u64 cookie;
+	__u64 cookie, netns;
+	int nonblock;
 	long err;
 
 	sk = ops->sk;
@@ -311,14 +384,35 @@ static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 f
 		return 1;
 	}
 	/* Both are host byte order in struct bpf_sock_ops (tcp_sock fields). */
-	ll_key_set(&key, bpf_get_netns_cookie(ops), ops->snd_una, ops->rcv_nxt);
+	netns = bpf_get_netns_cookie(ops);
+	ll_key_set(&key, netns, ops->snd_una, ops->rcv_nxt);
 	if (!active) {
 		ll_key_mirror(&peer, &key);
 		client = bpf_map_lookup_elem(&peers, &peer);
 	}
 	tp = bpf_skc_to_tcp_sock(sk);
-	switch (ll_admit(active, end_nonblock(ops, tp, active, key.netns), rx_ifindex(tp),
-			 peer_mss(tp), client != NULL, client ? client->peer_cookie : 0)) {
+	nonblock = end_nonblock(ops, tp, active, netns);
+	verdict = ll_admit(active, nonblock, rx_ifindex(tp), peer_mss(tp), client != NULL,
+			   client ? client->peer_cookie : 0);
+	if (verdict == LL_SKIP_REMOTE && (flags & LL_CFG_CROSS_NETNS)) {
+		/* Maybe another namespace of the node (a veth away): keyed
+		 * node-wide, admitted by address ownership. */
+		key.netns = LL_KEY_NODE;
+		client = NULL;
+		if (!active) {
+			ll_key_mirror(&peer, &key);
+			client = bpf_map_lookup_elem(&peers, &peer);
+		}
+		verdict = ll_admit_cross(active, nonblock, ops_owner(ops, true) == netns, netns,
+					 ops_owner(ops, false), client != NULL,
+					 client ? sock_netns(client->sk, client->cookie) : 0,
+					 client ? client->peer_cookie : 0);
+		if (verdict == LL_SKIP_NOT_OWNER) {
+			count(LL_CNT_SKIPPED_NOT_OWNER, 1);
+			return 1;
+		}
+	}
+	switch (verdict) {
 	case LL_ADMIT_PROVISIONAL:
 	case LL_ADMIT_PAIR:
 		break;
@@ -333,6 +427,9 @@ static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 f
 		return 1;
 	case LL_SKIP_BLOCKING:
 		count(LL_CNT_SKIPPED_BLOCKING, 1);
+		return 1;
+	case LL_SKIP_NOT_OWNER:
+		count(LL_CNT_SKIPPED_NOT_OWNER, 1);
 		return 1;
 	}
 	/* The ordering state must exist before the first byte is sent; a
@@ -368,13 +465,16 @@ static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 f
 		goto unclaim;
 	}
 	st->key = key;
+	st->netns = netns;
 	st->cookie = cookie;
-	st->flags = LL_SK_IN_MAP;
+	st->flags = key.netns == LL_KEY_NODE ? LL_SK_IN_MAP | LL_SK_CROSS : LL_SK_IN_MAP;
 	if (client) {
 		st->peer = client->sk;
 		st->peer_cookie = client->cookie;
 		__sync_fetch_and_or(&st->flags, LL_SK_HAVE_PEER);
 		count(LL_CNT_PAIRS, 1);
+		if (key.netns == LL_KEY_NODE)
+			count(LL_CNT_PAIRS_CROSS_NETNS, 1);
 	}
 	/* STATE_CB: the TCP_CLOSE callback that removes the peers entry.
 	 * LL_SEGMENT_CB_FLAGS: callbacks at its segments until nothing is
@@ -422,8 +522,11 @@ static __always_inline void leave_pair(struct ll_sk_state *st, enum ll_leave_why
 		ref->leave_ns = now;
 		ref->why = why;
 		__sync_fetch_and_or(&ref->reader, LL_READER_LEAVING);
+		/* ll_reap must walk the peer's namespace too. */
+		if (st->key.netns == LL_KEY_NODE)
+			netns_leaving(sock_netns(ref->sk, ref->cookie), now);
 	}
-	netns_leaving(st->key.netns, now);
+	netns_leaving(st->netns, now);
 	bpf_ringbuf_output(&leave_events, &one, sizeof(one), 0);
 }
 
@@ -555,9 +658,20 @@ static __always_inline int sockops_segment(struct bpf_sock_ops *ops, bool incomi
 	if (!st || !(st->flags & LL_SK_IN_MAP))
 		goto stop;
 	/* A client end's own first segment is the handshake's final ACK,
-	 * which establishes the server end: only what comes back decides. */
-	if ((st->flags & LL_SK_PROVISIONAL) && !incoming)
-		return 1;
+	 * which establishes the server end: only what comes back decides. Or,
+	 * across namespaces, its next one: the final ACK crossed the veth and
+	 * established a local server end in the softirq that sent it, long
+	 * before this end's program writes (on lo the rule above suffices;
+	 * from another node no segment may come slow enough to be seen:
+	 * PARSE_HDR_OPT runs only off the fast path). */
+	if ((st->flags & LL_SK_PROVISIONAL) && !incoming) {
+		if (!(st->flags & LL_SK_CROSS))
+			return 1;
+		if (!(st->flags & LL_SK_FIRST_SENT)) {
+			__sync_fetch_and_or(&st->flags, LL_SK_FIRST_SENT);
+			return 1;
+		}
+	}
 	/* Its own record (a colliding socket's is not). */
 	ref = bpf_map_lookup_elem(&peers, &st->key);
 	if (!ref || ref->cookie != st->cookie) {
@@ -1118,6 +1232,14 @@ int ll_reap(struct bpf_iter__tcp *ctx)
  * was redirected into the peer while this end was out, so ll_reap takes it
  * out again at once rather than leave it alone in the map.
  */
+/* The namespace of @st's peer (record @pref): @st's own, but across
+ * namespaces. */
+static __always_inline __u64 peer_netns(const struct ll_sk_state *st,
+					const struct ll_sock_ref *pref)
+{
+	return st->key.netns == LL_KEY_NODE ? sock_netns(pref->sk, pref->cookie) : st->netns;
+}
+
 static __always_inline void undo_peer(struct ll_sock_ref *pref, __u64 netns, __u64 now)
 {
 	__u32 undo = LL_EVENT_UNDO;
@@ -1209,7 +1331,7 @@ int ll_reenter(struct bpf_iter__tcp *ctx)
 	if (verdict == LL_REENTER_NEVER)
 		goto never;
 	if (verdict == LL_REENTER_LATER) {
-		undo_peer(pref, st->key.netns, now);
+		undo_peer(pref, peer_netns(st, pref), now);
 		bpf_seq_write(ctx->meta->seq, &one, sizeof(one));
 		return 0;
 	}
@@ -1234,6 +1356,6 @@ int ll_reenter(struct bpf_iter__tcp *ctx)
 never:
 	mark_left(st, false);
 	if (pref && ll_peer_mutual(pref->peer_cookie, st->cookie))
-		undo_peer(pref, st->key.netns, bpf_ktime_get_ns());
+		undo_peer(pref, peer_netns(st, pref), bpf_ktime_get_ns());
 	return 0;
 }

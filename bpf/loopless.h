@@ -33,6 +33,9 @@
  * collision leaves both connections on TCP and is counted.
  */
 struct ll_key {
+	/* The netns cookie of both ends, or LL_KEY_NODE for a pair whose ends
+	 * may be in two namespaces (cross_netns): 64 bits of ISNs are then the
+	 * identity, and address ownership (addr_owners) who may claim it. */
 	__u64 netns;
 	__u32 lseq; /* snd_una at establishment: this end's ISN + 1 */
 	__u32 rseq; /* rcv_nxt at establishment: the peer's ISN + 1 */
@@ -73,6 +76,8 @@ enum ll_counter {
 	LL_CNT_LEAVE_RCVLOWAT, /* the reader set SO_RCVLOWAT */
 	LL_CNT_REENTERED, /* sockets put back into the map by ll_reenter */
 	LL_CNT_NEVER_SPLICE, /* kept out: read without recvmsg (splice) while out */
+	LL_CNT_PAIRS_CROSS_NETNS, /* pairs of ends in two network namespaces */
+	LL_CNT_SKIPPED_NOT_OWNER, /* cross_netns: an address its namespace does not own */
 	LL_CNT_MAX,
 };
 
@@ -80,12 +85,13 @@ enum ll_counter {
  * pinned by an older looplessd (fewer counters) can be adopted by a newer
  * one and the other way round (libbpf reuses a pinned map only when its
  * max_entries match). */
-#define LL_CNT_SLOTS 32
+#define LL_CNT_SLOTS 64
 
 /* Run-time configuration (a one-entry array map, rewritten on reload). */
 enum ll_config_flags {
 	LL_CFG_INCLUDE_PORTS = 1 << 0, /* only ports marked LL_PORT_INCLUDE are in scope */
 	LL_CFG_DRAIN = 1 << 1, /* uninstall: insert nothing, redirect nothing */
+	LL_CFG_CROSS_NETNS = 1 << 2, /* pair ends in two namespaces of the node (veth) */
 };
 
 struct ll_config {
@@ -140,6 +146,12 @@ enum ll_sk_flags {
 	LL_SK_LEFT = 1 << 8,
 	/* ll_reenter saw bytes read without recvmsg once (see ll_read_by_recv()). */
 	LL_SK_SPLICE_SUSPECT = 1 << 9,
+	/* Keyed node-wide (key.netns LL_KEY_NODE): its peer may be in another
+	 * network namespace of the node (cross_netns). */
+	LL_SK_CROSS = 1 << 10,
+	/* A provisional LL_SK_CROSS client end sent its first segment (the
+	 * handshake's final ACK): its next one decides. */
+	LL_SK_FIRST_SENT = 1 << 11,
 };
 
 /*
@@ -182,6 +194,9 @@ struct ll_sk_state {
 	__u32 copied_mark; /* copied_seq when it left the map ... */
 	__u32 recv_sum; /* ... and the bytes recvmsg read since (ll_recv) */
 	__u32 out_us; /* how long it was out before its last re-entry */
+	/* Its own network namespace's cookie (key.netns is LL_KEY_NODE for a
+	 * pair across namespaces). */
+	__u64 netns;
 };
 
 /* Values of the peers map: where a socket is, for its peer's program. */
@@ -331,6 +346,16 @@ static inline void ll_key_mirror(struct ll_key *peer, const struct ll_key *k)
 	peer->rseq = k->lseq;
 }
 
+/* key.netns of a pair keyed node-wide: no netns cookie is 0. */
+#define LL_KEY_NODE 0
+
+/* addr_owners keys: an address as ll_addr_set() writes it (v4-mapped for
+ * IPv4, network byte order); values: the cookie of the one namespace that
+ * has it on an interface (looplessd leaves out an address two have). */
+struct ll_owner_key {
+	__u32 addr[4];
+};
+
 /* lo's ifindex in every network namespace (LOOPBACK_IFINDEX). */
 #define LL_LOOPBACK_IFINDEX 1
 
@@ -370,6 +395,7 @@ enum ll_admit {
 	LL_SKIP_NO_PEER, /* server end: no client end in the map */
 	LL_SKIP_COLLISION, /* server end: the client end is claimed already */
 	LL_SKIP_BLOCKING, /* a blocking program: tcp_bpf_recvmsg() would hurt it */
+	LL_SKIP_NOT_OWNER, /* cross_netns: an address its namespace does not own */
 };
 
 /*
@@ -397,6 +423,36 @@ static inline enum ll_admit ll_admit(bool active, int nonblock, __u32 rx_ifindex
 		return LL_SKIP_BLOCKING;
 	if (!client_found)
 		return LL_SKIP_NO_PEER;
+	if (client_peer_cookie)
+		return LL_SKIP_COLLISION;
+	return LL_ADMIT_PAIR;
+}
+
+/*
+ * Who enters the map across network namespaces (cross_netns), for an end
+ * whose handshake did not come over lo (ll_admit() said LL_SKIP_REMOTE):
+ * only a socket whose local address its own namespace owns (@local_owned),
+ * so a namespace that adds another pod's address to its own device never
+ * gets a socket in. A client end enters provisionally (its peer may be on
+ * another node or behind a service address). A server end pairs with the
+ * client end of the same ISNs (@client_found, its namespace @client_netns)
+ * only when its peer's address as it sees it is owned (@remote_owner) by
+ * that very namespace, another than its own (@own_netns).
+ */
+static inline enum ll_admit ll_admit_cross(bool active, int nonblock, bool local_owned,
+					   __u64 own_netns, __u64 remote_owner, bool client_found,
+					   __u64 client_netns, __u64 client_peer_cookie)
+{
+	if (!local_owned)
+		return LL_SKIP_NOT_OWNER;
+	if (nonblock == 0)
+		return LL_SKIP_BLOCKING;
+	if (active)
+		return LL_ADMIT_PROVISIONAL;
+	if (!client_found)
+		return LL_SKIP_NO_PEER;
+	if (!remote_owner || remote_owner != client_netns || client_netns == own_netns)
+		return LL_SKIP_NOT_OWNER;
 	if (client_peer_cookie)
 		return LL_SKIP_COLLISION;
 	return LL_ADMIT_PAIR;

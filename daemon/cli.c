@@ -352,7 +352,18 @@ static void print_conn_json(const struct ll_conn_rec *r, const struct ll_conn_re
 	json_str(stdout, rec_sends(r));
 	printf(",\"reader\":");
 	json_str(stdout, rec_reader(r));
-	printf(",\"unread_bytes\":%u}", r->queued);
+	/* netns_cookie is 0 for a pair across namespaces (LL_KEY_NODE). */
+	printf(",\"unread_bytes\":%u,\"cross_netns\":%s}", r->queued,
+	       r->flags & LL_SK_CROSS ? "true" : "false");
+}
+
+/* A pair's netns cookie, or "cross" for ends in two namespaces. */
+static void fmt_netns(char *out, size_t len, const struct ll_conn_rec *r)
+{
+	if (r->key.netns == LL_KEY_NODE)
+		snprintf(out, len, "cross");
+	else
+		snprintf(out, len, "%llu", (unsigned long long)r->key.netns);
 }
 
 /* One end: its process, its tuple as it sees it, its sends and queue. */
@@ -390,7 +401,7 @@ static void print_conns_text(const struct ll_conn_rec *recs, size_t n,
 		if (!pairs++)
 			printf("%-10s %-6s %-20s %21s %2s %-21s %-8s %-9s %s\n", "NETNS", "END",
 			       "PROCESS", "LOCAL", "", "REMOTE", "SENDS", "READER", "UNREAD");
-		snprintf(ns, sizeof(ns), "%llu", (unsigned long long)c->key.netns);
+		fmt_netns(ns, sizeof(ns), c);
 		print_end(ns, "client", c, "->", procs_owner(owners, n_owners, c->ino));
 		print_end("  <=>", "server", sv, "<-", procs_owner(owners, n_owners, sv->ino));
 	}
@@ -405,7 +416,7 @@ static void print_conns_text(const struct ll_conn_rec *recs, size_t n,
 			printf("%s%-10s %-11s %-20s %21s %2s %-21s %-8s %-9s %s\n",
 			       pairs ? "\n" : "", "NETNS", "NOT PAIRED", "PROCESS", "LOCAL", "",
 			       "REMOTE", "SENDS", "READER", "UNREAD");
-		snprintf(ns, sizeof(ns), "%llu", (unsigned long long)c->key.netns);
+		fmt_netns(ns, sizeof(ns), c);
 		printf("%-10s %-11s ", ns, state);
 		print_end("", "", c, "->", procs_owner(owners, n_owners, c->ino));
 	}

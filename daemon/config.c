@@ -508,6 +508,26 @@ bool config_metrics_equal(const struct metrics_addr *a, const struct metrics_add
 	return a->family == b->family && a->port == b->port && !memcmp(a->addr, b->addr, 16);
 }
 
+int config_parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" }, *const no[] = { "false",
+										       "no", "off",
+										       "0" };
+	size_t i;
+
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (!strcasecmp(s, yes[i])) {
+			*out = true;
+			return 0;
+		}
+		if (!strcasecmp(s, no[i])) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 int config_parse_log_level(const char *s, enum log_level *out)
 {
 	size_t i;

@@ -59,6 +59,9 @@ struct config {
 	uint32_t small_write; /* writes up to this many bytes can form a small-write stream */
 	uint32_t small_lag; /* ... once this many bytes wait unread */
 	uint32_t reenter_min_ms; /* a pair that left for TCP comes back after this, doubling */
+	/* Pair ends in two network namespaces of the node (pod to pod over a
+	 * veth), admitted by address ownership; off by default. */
+	bool cross_netns;
 	struct metrics_addr metrics;
 	unsigned int metrics_line; /* line of "metrics" in source, 0: default */
 	char source[CONFIG_PATH_MAX]; /* file the values came from, "" for defaults */
@@ -109,6 +112,8 @@ int config_check_pin_dir(const char *dir, char *err, size_t errlen);
 int config_parse_metrics(const char *s, struct metrics_addr *out, char *err, size_t errlen);
 /* Same address and port (an empty one equals any other empty one). */
 bool config_metrics_equal(const struct metrics_addr *a, const struct metrics_addr *b);
+/* "true", "yes", "on", "1" or their opposites, any case: 0, or -EINVAL. */
+int config_parse_bool(const char *s, bool *out);
 int config_parse_log_level(const char *s, enum log_level *out);
 const char *config_log_level_name(enum log_level level);
 /* Decimal digits only (no sign, blank or base prefix), at most @max: 0,

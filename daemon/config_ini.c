@@ -61,6 +61,7 @@ enum key_kind {
 	KEY_CGROUP,
 	KEY_LOG_LEVEL,
 	KEY_U32,
+	KEY_BOOL,
 	KEY_METRICS,
 	KEY_INCLUDE_PORTS,
 	KEY_EXCLUDE_PORTS,
@@ -72,7 +73,7 @@ static const struct key_def {
 	const char *name;
 	enum key_kind kind;
 	bool list; /* continuation lines append to it */
-	/* KEY_U32: the field and its range. */
+	/* KEY_U32: the field and its range; KEY_BOOL: the field. */
 	size_t off;
 	unsigned long min, max;
 } keys[] = {
@@ -95,6 +96,10 @@ static const struct key_def {
 	U32_KEY("datapath", "small_write", small_write, 0, 1UL << 20),
 	U32_KEY("datapath", "small_lag", small_lag, 1, 1UL << 30),
 	U32_KEY("datapath", "reenter_min_ms", reenter_min_ms, 1, 60000),
+	{ .section = "datapath",
+	  .name = "cross_netns",
+	  .kind = KEY_BOOL,
+	  .off = offsetof(struct config, cross_netns) },
 #undef U32_KEY
 #undef KEY
 };
@@ -266,6 +271,14 @@ static int apply_key(struct parse_state *st, const struct key_def *key, const ch
 			return -EINVAL;
 		}
 		*(uint32_t *)((char *)cfg + key->off) = (uint32_t)num;
+		break;
+	case KEY_BOOL:
+		if (config_parse_bool(value, (bool *)((char *)cfg + key->off))) {
+			state_fail(st, -EINVAL,
+				   "bad value for \"%s\" in [%s]: \"%s\" (expected true or false)",
+				   key->name, section, config_quote(q, sizeof(q), value));
+			return -EINVAL;
+		}
 		break;
 	case KEY_METRICS:
 		r = config_parse_metrics(value, &cfg->metrics, msg, sizeof(msg));

@@ -13,6 +13,7 @@
 #include "loopless.h"
 #include "loopless.skel.h"
 #include "datapath.h"
+#include "owners.h"
 #include "log.h"
 #include "netns.h"
 #include "pins.h"
@@ -528,6 +529,14 @@ int datapath_reap(struct datapath *dp, const char *const *cgroups, int n, unsign
 	return err;
 }
 
+int datapath_owners(struct datapath *dp, bool on, unsigned int *n)
+{
+	int fd = bpf_map__fd(dp->skel->maps.addr_owners);
+
+	*n = 0;
+	return on ? owners_sync(fd, n) : owners_clear(fd);
+}
+
 int datapath_reenter(struct datapath *dp, const char *const *cgroups, int n, unsigned int *pending)
 {
 	bool left; /* ll_reenter writes LL_REAP_WAITING records only */
@@ -539,7 +548,8 @@ int datapath_reenter(struct datapath *dp, const char *const *cgroups, int n, uns
 static int write_maps(struct datapath *dp, const struct config *cfg)
 {
 	struct ll_config llc = {
-		.flags = cfg->n_include_ports ? LL_CFG_INCLUDE_PORTS : 0,
+		.flags = (cfg->n_include_ports ? LL_CFG_INCLUDE_PORTS : 0) |
+			 (cfg->cross_netns ? LL_CFG_CROSS_NETNS : 0),
 		.queue_limit = cfg->queue_limit,
 		.small_write = cfg->small_write,
 		.small_lag = cfg->small_lag,

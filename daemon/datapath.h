@@ -29,6 +29,10 @@ struct datapath {
 	bool left;
 };
 
+/* cross_netns @on: fill the addr_owners map from every namespace's
+ * interfaces (owners_sync(); *@n: the addresses owned); off: empty it. */
+int datapath_owners(struct datapath *dp, bool on, unsigned int *n);
+
 /* Kernel features the datapath needs; -EOPNOTSUPP with @what naming the
  * first one missing. */
 int datapath_probe(const char **what);

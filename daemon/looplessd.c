@@ -64,6 +64,8 @@ struct daemon {
 	int reap_ms, reenter_ms;
 	int reenter_scans; /* since something last left */
 	int reap_tries; /* since nothing waited */
+	int64_t owners_at; /* cross_netns: the next look at the addresses */
+	unsigned int owners_n; /* addresses owned at the last look */
 };
 
 static void served_cgroups(struct daemon *d, const struct cgroup_target *cg, int n)
@@ -729,6 +731,25 @@ static void reenter(struct daemon *d)
 	}
 }
 
+/* cross_netns: how often every namespace's addresses are read again. A pod
+ * that just came up pairs across namespaces once a pass saw its address
+ * (until then its connections stay on TCP); one gone loses its addresses
+ * within a pass. */
+#define OWNERS_MS 1000
+
+static void owners(struct daemon *d)
+{
+	unsigned int n;
+	int err = datapath_owners(&d->dp, d->cfg.cross_netns, &n);
+
+	if (err)
+		log_warn("cannot read the addresses of the node's namespaces: %s", strerror(-err));
+	else if (n != d->owners_n)
+		log_debug("cross_netns: %u addresses owned by one namespace each", n);
+	d->owners_n = n;
+	d->owners_at = d->cfg.cross_netns ? now_ms() + OWNERS_MS : 0;
+}
+
 static int min_timeout(int a, int b)
 {
 	return a < 0 ? b : b < 0 ? a : a < b ? a : b;
@@ -745,6 +766,7 @@ static int event_loop(struct daemon *d, int sfd)
 
 	/* Pairs that started leaving while no looplessd ran. */
 	reap(d);
+	owners(d);
 	for (;;) {
 		struct pollfd pfd[3] = {
 			{ .fd = sfd, .events = POLLIN },
@@ -752,9 +774,10 @@ static int event_loop(struct daemon *d, int sfd)
 			{ .fd = datapath_leave_fd(&d->dp), .events = POLLIN },
 		};
 		int64_t now = now_ms();
-		int timeout =
-			min_timeout(d->metrics ? metrics_timeout_ms(d->metrics) : -1,
-				    min_timeout(until(d->reap_at, now), until(d->reenter_at, now)));
+		int timeout = min_timeout(
+			d->metrics ? metrics_timeout_ms(d->metrics) : -1,
+			min_timeout(until(d->reap_at, now), min_timeout(until(d->reenter_at, now),
+									until(d->owners_at, now))));
 		int ready;
 		ssize_t n;
 
@@ -772,6 +795,8 @@ static int event_loop(struct daemon *d, int sfd)
 			reap(d);
 		if (d->reenter_at && d->reenter_at <= now)
 			reenter(d);
+		if (d->owners_at && d->owners_at <= now)
+			owners(d);
 		if (!(pfd[0].revents & POLLIN))
 			continue;
 		n = read(sfd, &si, sizeof(si));
@@ -783,6 +808,7 @@ static int event_loop(struct daemon *d, int sfd)
 		}
 		if (si.ssi_signo == SIGHUP) {
 			reload(d);
+			owners(d); /* cross_netns may have changed */
 			continue;
 		}
 		log_info("%s: exiting, the datapath stays pinned in %s",

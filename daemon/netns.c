@@ -70,6 +70,15 @@ static uint64_t cookie_here(ino_t ino)
 	return c;
 }
 
+uint64_t netns_cookie(void)
+{
+	struct stat st;
+
+	if (stat("/proc/thread-self/ns/net", &st))
+		return 0;
+	return cookie_here(st.st_ino);
+}
+
 /* Run w->fn here unless w->want says there is nothing to do (0: unknown,
  * visit). */
 static int run_here(struct walk *w, ino_t ino)

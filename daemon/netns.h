@@ -24,4 +24,8 @@ int netns_for_each(const char *const *cgroups, int n, bool (*want)(uint64_t cook
  * bound in /run/netns (ip netns add) even without a process. */
 int netns_for_each_host(int (*fn)(void *ctx), void *ctx);
 
+/* The cookie of the namespace the calling thread is in (SO_NETNS_COOKIE,
+ * cached by inode); 0: unknown. */
+uint64_t netns_cookie(void);
+
 #endif

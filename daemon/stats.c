@@ -47,9 +47,12 @@ const struct stat_def stat_defs[STAT_NR] = {
 				    "whose client end is not in the sockhash; reason=port, "
 				    "include_ports or exclude_ports; reason=zerocopy, SO_ZEROCOPY "
 				    "was on; reason=blocking, a blocking client or a server end of "
-				    "a blocking listener." },
+				    "a blocking listener; reason=not_owner (cross_netns), an "
+				    "address its namespace does not own." },
 	[LL_CNT_SKIPPED_PORT] = { "skipped_port", "loopless_sockets_skipped_total",
 				  "reason=\"port\"", STAT_COUNTER, NULL },
+	[LL_CNT_SKIPPED_NOT_OWNER] = { "skipped_not_owner", "loopless_sockets_skipped_total",
+				       "reason=\"not_owner\"", STAT_COUNTER, NULL },
 	[LL_CNT_SKIPPED_ZEROCOPY] = { "skipped_zerocopy", "loopless_sockets_skipped_total",
 				      "reason=\"zerocopy\"", STAT_COUNTER, NULL },
 	[LL_CNT_ZEROCOPY_REFUSED] = { "zerocopy_refused", "loopless_zerocopy_refused_total", NULL,
@@ -71,6 +74,10 @@ const struct stat_def stat_defs[STAT_NR] = {
 	[LL_CNT_PAIRS] = { "pairs", "loopless_pairs_total", NULL, STAT_COUNTER,
 			   "Connections whose two ends were paired in the sockhash (by their TCP "
 			   "sequence numbers, whatever NAT did to their addresses)." },
+	[LL_CNT_PAIRS_CROSS_NETNS] = { "pairs_cross_netns", "loopless_pairs_cross_netns_total",
+				       NULL, STAT_COUNTER,
+				       "Pairs whose two ends are in two network namespaces of the "
+				       "node (cross_netns), among loopless_pairs_total." },
 	[LL_CNT_PROVISIONAL_LEFT] = { "provisional_left", "loopless_provisional_left_total", NULL,
 				      STAT_COUNTER,
 				      "Client ends that entered the sockhash provisionally and left "

@@ -5,4 +5,4 @@
 # the tests in this order, tests/known-issues.sh the reproducers.
 # shellcheck disable=SC2034 # used by the scripts that source this
 TEST_FILES=(tests/integration.sh tests/operations.sh tests/datapath.sh tests/pitfalls.sh
-	tests/apps.sh tests/misuse.sh tests/mesh.sh tests/readers.sh)
+	tests/apps.sh tests/misuse.sh tests/mesh.sh tests/readers.sh tests/crossns.sh)

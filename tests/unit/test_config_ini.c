@@ -578,6 +578,31 @@ static void test_path_thresholds(void **state)
 		     "x.conf:2: unknown key \"small_lag\" in [daemon] (it belongs in [datapath])");
 }
 
+/* cross_netns: off by default, the usual spellings of a boolean. */
+static void test_cross_netns(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const yes[] = { "true", "yes", "on", "1", "TRUE" }, *const no[] = {
+		"false", "no", "off", "0", "Off"
+	};
+	char text[64];
+	size_t i;
+
+	assert_int_equal(parse(f, "[datapath]\n"), 0);
+	assert_false(f->cfg.cross_netns);
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		snprintf(text, sizeof(text), "[datapath]\ncross_netns = %s\n", yes[i]);
+		assert_int_equal(parse(f, text), 0);
+		assert_true(f->cfg.cross_netns);
+		snprintf(text, sizeof(text), "[datapath]\ncross_netns = %s\n", no[i]);
+		assert_int_equal(parse(f, text), 0);
+		assert_false(f->cfg.cross_netns);
+	}
+	expect_error("[datapath]\ncross_netns = maybe\n",
+		     "x.conf:2: bad value for \"cross_netns\" in [datapath]: \"maybe\" (expected "
+		     "true or false)");
+}
+
 static void test_metrics_in_file(void **state)
 {
 	struct fixture *f = *state;
@@ -1021,6 +1046,7 @@ int main(void)
 		T(test_log_level_in_file),
 		T(test_max_sockets),
 		T(test_path_thresholds),
+		T(test_cross_netns),
 		T(test_metrics_in_file),
 		T(test_metrics_errors_in_file),
 		T(test_pin_dir_in_file),

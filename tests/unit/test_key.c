@@ -224,6 +224,55 @@ static void test_admit(void **state)
 			fail_msg("%s: expected %d", cases[i].why, cases[i].want);
 }
 
+/* Across namespaces: own address owned by own namespace, and for a server
+ * end the client's address owned by the client's namespace, another one. */
+static void test_admit_cross(void **state)
+{
+	enum { A = 0x10, B = 0x20, H = 0x30 };
+	static const struct {
+		bool active;
+		int nonblock;
+		bool local_owned;
+		__u64 own, remote_owner;
+		bool client_found;
+		__u64 client_netns, client_peer_cookie;
+		enum ll_admit want;
+		const char *why;
+	} cases[] = {
+		{ true, 1, true, A, 0, false, 0, 0, LL_ADMIT_PROVISIONAL,
+		  "client: to a service address nobody owns" },
+		{ true, 1, true, A, B, false, 0, 0, LL_ADMIT_PROVISIONAL, "client: to pod B" },
+		{ true, 1, false, A, B, false, 0, 0, LL_SKIP_NOT_OWNER,
+		  "client from an address its namespace does not own" },
+		{ true, 0, true, A, B, false, 0, 0, LL_SKIP_BLOCKING,
+		  "client on a blocking socket" },
+		{ false, 1, true, B, A, true, A, 0, LL_ADMIT_PAIR,
+		  "server: client's address is A's" },
+		{ false, -1, true, B, A, true, A, 0, LL_ADMIT_PAIR, "server, listener not seen" },
+		{ false, 1, false, B, A, true, A, 0, LL_SKIP_NOT_OWNER,
+		  "server on an address two namespaces have (or another's)" },
+		{ false, 1, true, B, A, true, H, 0, LL_SKIP_NOT_OWNER,
+		  "server: the client end is in a namespace that does not own its address" },
+		{ false, 1, true, B, 0, true, A, 0, LL_SKIP_NOT_OWNER,
+		  "server: the client's address has no owner" },
+		{ false, 1, true, B, B, true, B, 0, LL_SKIP_NOT_OWNER,
+		  "server: a client in its own namespace is lo's business" },
+		{ false, 1, true, B, A, false, 0, 0, LL_SKIP_NO_PEER, "server: no client end" },
+		{ false, 1, true, B, A, true, A, 77, LL_SKIP_COLLISION, "server: client claimed" },
+		{ false, 0, true, B, A, true, A, 0, LL_SKIP_BLOCKING,
+		  "server of a blocking listener" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (ll_admit_cross(cases[i].active, cases[i].nonblock, cases[i].local_owned,
+				   cases[i].own, cases[i].remote_owner, cases[i].client_found,
+				   cases[i].client_netns,
+				   cases[i].client_peer_cookie) != cases[i].want)
+			fail_msg("%s: expected %d", cases[i].why, cases[i].want);
+}
+
 /* What a recvmsg says about its reader, with the kernel's flag values. */
 static void test_read_kind(void **state)
 {
@@ -506,6 +555,7 @@ int main(void)
 		cmocka_unit_test(test_key_mirror),
 		cmocka_unit_test(test_key_pair),
 		cmocka_unit_test(test_admit),
+		cmocka_unit_test(test_admit_cross),
 		cmocka_unit_test(test_pairing_is_mutual),
 		cmocka_unit_test(test_read_kind),
 		cmocka_unit_test(test_reader_redirectable),
