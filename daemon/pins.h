@@ -33,6 +33,7 @@ enum pin_map {
 	PIN_LISTENERS,
 	PIN_LEAVE_EVENTS,
 	PIN_NETNS_WORK,
+	PIN_ADDR_OWNERS,
 	/* Not maps of this version's programs: */
 	PIN_LEGACY_SOCK_HASH, /* see above; optional */
 	PIN_LOCAL_ADDRS, /* pinned by versions that used local_addrs; removed */
