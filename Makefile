@@ -110,17 +110,38 @@ $(OUTPUT)/loopless: $(OBJ)/cli.o $(OBJ)/procs.o $(OBJ)/join.o $(OBJ)/json.o $(CO
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LL_LDFLAGS) $^ $(LIBBPF_LIBS) $(INIH_LIBS) -o $@
 
-$(OUTPUT)/lltraffic: tests/lltraffic.c | $(OUTPUT)
-	$(call msg,CC,$@)
-	$(Q)$(CC) $(LL_CFLAGS) $< -o $@ $(LL_LDFLAGS) -lpthread
+# The helpers the test tools and the bench share (tests/lib): the test stream, socket I/O, the
+# number grammar of options, messages, clock, addresses; an object each, linked into the tools
+# that use it. The bench links them too: it must read and write as the tests do (the I/O
+# loopless redirects into, EAGAIN retried and counted) and take the same sizes, not a copy
+# that drifts. A tool with several files has a directory of its own; -Itests makes
+# "lib/io.h" the shared header whichever directory includes it.
+testlib = $(patsubst %,$(OBJ)/tests/lib/%.o,$(1))
+tool_objs = $(patsubst %.c,$(OBJ)/%.o,$(wildcard $(1)/*.c))
+TOOL_HDRS := $(wildcard tests/lib/*.h tests/lltraffic/*.h tests/llprobe/*.h tests/llsidecar/*.h \
+	bench/loopless-bench/*.h)
+LLTRAFFIC_OBJS := $(call tool_objs,tests/lltraffic) $(call testlib,stream io number fail clock addr)
+LLPROBE_OBJS := $(call tool_objs,tests/llprobe) $(call testlib,stream io number fail clock)
+LLSIDECAR_OBJS := $(call tool_objs,tests/llsidecar) $(call testlib,io number fail clock addr)
+BENCH_OBJS := $(call tool_objs,bench/loopless-bench) $(call testlib,io number fail clock addr)
+TOOL_OBJS := $(sort $(LLTRAFFIC_OBJS) $(LLPROBE_OBJS) $(LLSIDECAR_OBJS) $(BENCH_OBJS))
 
-$(OUTPUT)/llprobe: tests/llprobe.c | $(OUTPUT)
+$(TOOL_OBJS): $(OBJ)/%.o: %.c $(TOOL_HDRS)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(LL_CFLAGS) $< -o $@ $(LL_LDFLAGS) -lpthread
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(LL_CFLAGS) -Itests -c $< -o $@
 
-$(OUTPUT)/llsidecar: tests/llsidecar.c | $(OUTPUT)
-	$(call msg,CC,$@)
-	$(Q)$(CC) $(LL_CFLAGS) $< -o $@ $(LL_LDFLAGS)
+$(OUTPUT)/lltraffic: $(LLTRAFFIC_OBJS) | $(OUTPUT)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LL_LDFLAGS) $^ -o $@ -lpthread
+
+$(OUTPUT)/llprobe: $(LLPROBE_OBJS) | $(OUTPUT)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LL_LDFLAGS) $^ -o $@ -lpthread
+
+$(OUTPUT)/llsidecar: $(LLSIDECAR_OBJS) | $(OUTPUT)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LL_LDFLAGS) $^ -o $@
 
 # libFuzzer target: clang only, with its own sanitizer flags (not CFLAGS).
 FUZZ_CFLAGS := -g -O1 -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -Ibpf -Idaemon \
@@ -130,9 +151,9 @@ $(OUTPUT)/fuzz_config: tests/fuzz/fuzz_config.c daemon/config.c daemon/config_in
 	$(call msg,FUZZ-CC,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(filter %.c,$^) -o $@ $(INIH_LIBS)
 
-$(OUTPUT)/loopless-bench: bench/loopless-bench.c | $(OUTPUT)
-	$(call msg,CC,$@)
-	$(Q)$(CC) $(LL_CFLAGS) $< -o $@ $(LL_LDFLAGS) -lpthread -lm
+$(OUTPUT)/loopless-bench: $(BENCH_OBJS) | $(OUTPUT)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LL_LDFLAGS) $^ -o $@ -lpthread -lm
 
 # The configuration's tests follow its files: the model, the INI adapter
 # (with inih), the option errors. config_fixture.h is what the first two share.
@@ -284,7 +305,8 @@ uninstall:
 	@[ -n "$(DESTDIR)" ] || [ ! -d /run/systemd/system ] || systemctl daemon-reload
 
 format:
-	clang-format -i bpf/*.c bpf/*.h daemon/*.c daemon/*.h tests/*.c tests/unit/*.c tests/unit/*.h tests/fuzz/*.c
+	clang-format -i $(wildcard bpf/*.[ch] daemon/*.[ch] tests/*/*.[ch] tests/*/*/*.[ch] \
+		bench/*/*.[ch])
 
 clean:
 	$(call msg,CLEAN)

@@ -6,7 +6,7 @@
 # ---- Trust (issue 6) ----
 # Every known sockmap pitfall (DESIGN.md "Pitfalls every release is tested
 # against"), byte-exact, with redirection proven by the counters; real
-# applications over loopless; bad input. llprobe (tests/llprobe.c) checks one
+# applications over loopless; bad input. llprobe (tests/llprobe/) checks one
 # socket API behaviour per run on a connection to itself, verifying every
 # byte; it prints "ok CHECK k=v..." or "limit CHECK why" (exit 3: the kernel
 # cannot do it on a sockmap socket) and fails with exit 1.
