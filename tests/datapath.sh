@@ -100,7 +100,7 @@ t_bench_smoke() {
 	grep '^| remote crr' "$TMP/summary-remote.txt" | while read -r m; do log "$m"; done
 	# The mesh workload, asked for by name: app -> sidecar -> node -> sidecar -> app.
 	bench/run.sh --quick --build "$BUILD" --workloads mesh --mesh-rr-sizes 64 \
-		--duration 0.05 --repeat 2 --no-plots --out "$out-mesh" \
+		--duration 0.2 --repeat 2 --no-plots --out "$out-mesh" \
 		>"$TMP/summary-mesh.txt" 2>"$TMP/bench-mesh.err" ||
 		die "bench/run.sh (mesh) failed: $(grep -v '^\[' "$TMP/bench-mesh.err" | tail -3)"
 	n=$(jq '[.samples[] | select(.error == null)] | length' "$out-mesh/results.json")
@@ -114,12 +114,14 @@ t_bench_smoke() {
 	jq -e '[.samples[] | select(.mode == "mesh")] | all(.redirected_bytes == 0)' \
 		"$out-mesh/results.json" >/dev/null || die "mesh: bytes redirected in the plain mode"
 	# A sidecar reads only once bytes came, so each hop leaves the map at its
-	# first request and is back within milliseconds: of a 50 ms sample, some
-	# round trips take lo (measured 94-170 packets; plain: every one, ~1300).
+	# first request and is back within milliseconds: some round trips of each
+	# sample take lo, a fixed few hundred packets (measured 166-594 per 200 ms
+	# sample; plain: every one, 4900-5900). With 50 ms samples (plain ~850-
+	# 1500) the same transient broke a 2x bound, with or without d818a1a.
 	jq -e '[.samples[] | select(.workload == "rr")] as $s
 		| ([$s[] | select(.mode == "mesh") | .lo_rx] | min) as $plain
 		| $s | all(.dev_rx > 0 and if .mode == "mesh" then .lo_rx > 100 and .lo_rx_b > 100
-		      else .lo_rx * 2 < $plain and .lo_rx_b * 2 < $plain end)' \
+		      else .lo_rx * 4 < $plain and .lo_rx_b * 4 < $plain end)' \
 		"$out-mesh/results.json" >/dev/null ||
 		die "mesh: lo packets of the pods do not prove the path"
 	grep -q '^## mesh' "$TMP/summary-mesh.txt" || die "mesh: summary lacks its section"
