@@ -14,7 +14,7 @@ PROG=run.sh
 # The default (quick) run takes its minute already; the remote modes would add 54
 # measurements (~11 s) to it, so they are asked for by name.
 DEFAULT_MODES="lo redirect-lo localip redirect-localip lo6 redirect-lo6 uds pipe"
-ALL_MODES="$DEFAULT_MODES remote redirect-remote"
+ALL_MODES="$DEFAULT_MODES remote redirect-remote redirect-crossns"
 # mesh is asked for by name too: it builds three more netns with Istio's rules and starts
 # two sidecars per measurement, ~7 s more for the quick run.
 DEFAULT_WORKLOADS="rr stream crr scale"
@@ -51,8 +51,11 @@ Modes (--modes):
                     (198.18.10.2) over a veth: a peer loopless must leave alone
   redirect-remote   the same with both ends in the loopless cgroup: what loopless's
                     programs cost connections they do not accelerate (goal: >= 0.97x remote)
+  redirect-crossns  the remote topology with both ends in the cgroup and looplessd's
+                    cross_netns on: the hop between two namespaces redirected (goals:
+                    rr 64 B p50 <= 0.75x remote, stream 64 KiB >= 2x remote)
                     remote modes are not in the default run (they add ~11 s to it):
-                    --modes remote,redirect-remote (rr, stream, crr; not scale)
+                    --modes remote,redirect-remote,redirect-crossns (rr, stream, crr)
 Workloads (--workloads):
   rr      ping-pong latency p50/p99/p99.9 and transactions/s, 64 B, 1 KiB, 16 KiB
   stream  one-way throughput and CPU s/GB, writes of 64 B, 1 KiB, 16 KiB, 64 KiB, 1 MiB
@@ -286,11 +289,13 @@ JSONL="$TMP/samples.jsonl"
 need_redirect=$need_mesh
 need_localip=0
 need_remote=0
+need_crossns=0
 # --modes serve the workloads but mesh: with --workloads mesh alone none of them is set up.
 for m in $([ -n "$GEN_WORKLOADS" ] && echo "$MODES"); do
 	case $m in redirect-*) need_redirect=1 ;; esac
 	case $m in *localip) need_localip=1 ;; esac
-	case $m in *remote) need_remote=1 ;; esac
+	case $m in *remote | redirect-crossns) need_remote=1 ;; esac
+	[ "$m" = redirect-crossns ] && need_crossns=1
 done
 if [ $need_localip = 1 ]; then
 	# Both veth ends stay inside $NS: the address is local to the netns and nothing
@@ -337,6 +342,7 @@ if [ $need_redirect = 1 ]; then
 	printf '[daemon]\ncgroup = %s\nmax_sockets = %d\n' "$CG" "$MAX_SOCKETS" \
 		>"$TMP/looplessd.conf"
 	start_daemon --config "$TMP/looplessd.conf"
+	cp "$TMP/looplessd.conf" "$TMP/looplessd.conf.base"
 	# The counters this looplessd has: every one is recorded per measurement (as deltas).
 	LL_COUNTERS=$("$LOOPLESS" --pin-dir "$PIN" stats --json | jq -c 'keys') ||
 		fatal "loopless stats --json failed"
@@ -354,7 +360,7 @@ mode_def() {
 	lo | redirect-lo) M_ADDR=127.0.0.1 ;;
 	localip | redirect-localip) M_ADDR=$LOCALIP ;;
 	lo6 | redirect-lo6) M_ADDR=::1 ;;
-	remote | redirect-remote)
+	remote | redirect-remote | redirect-crossns)
 		M_ADDR=$REMOTE_SERVER M_SRV_NS=/run/netns/$REMOTE_NS M_DEV=$REMOTE_DEV ;;
 	mesh | redirect-mesh)
 		# App A (the client) in pod A dials svc-b; app B (the server) listens in pod B on
@@ -525,11 +531,33 @@ mesh_finish() {
 	}
 }
 
+# set_cross on|off: looplessd's cross_netns for the next measurement (a reload, which also
+# reads the namespaces' addresses at once), so that redirect-remote stays unaccelerated and
+# redirect-crossns is. Only runs that have redirect-crossns switch.
+CROSS_NOW=off
+set_cross() {
+	local n0
+	[ "$need_crossns" = 1 ] && [ "$1" != "$CROSS_NOW" ] || return 0
+	cp "$TMP/looplessd.conf.base" "$TMP/looplessd.conf"
+	[ "$1" = on ] && printf '[datapath]\ncross_netns = true\n' >>"$TMP/looplessd.conf"
+	n0=$(grep -c '^looplessd: reloaded' "$TMP/looplessd.log")
+	kill -HUP "$DAEMON_PID" || fatal "cannot signal looplessd"
+	for _ in $(seq 100); do
+		[ "$(grep -c '^looplessd: reloaded' "$TMP/looplessd.log")" -gt "$n0" ] && break
+		sleep 0.02
+	done
+	[ "$(grep -c '^looplessd: reloaded' "$TMP/looplessd.log")" -gt "$n0" ] ||
+		fatal "looplessd did not reload (cross_netns $1): $(tail -2 "$TMP/looplessd.log")"
+	sleep 0.1 # the owners pass that follows the reload
+	CROSS_NOW=$1
+}
+
 run_job() { # run_job SEQ
 	local j=$1 wl=${J_WL[$1]} size=${J_SIZE[$1]} mode=${J_MODE[$1]} rep=${J_REP[$1]}
 	local args s0='' s1 out err rc extra pid sd base t0 status sockets max memlock
 	local r_mid r_end empty_s empty lo_b0 sc_ns mesh_err=''
 	mode_def "$mode"
+	set_cross "$([ "$mode" = redirect-crossns ] && echo on || echo off)"
 	args=("$BENCH" "$wl" --transport "$M_TR" --mode "$mode" --rep "$rep")
 	[ "$M_TR" = tcp ] && args+=(--addr "$M_ADDR")
 	[ -n "$M_PORT" ] && args+=(--port "$M_PORT")
@@ -982,6 +1010,21 @@ jq -r '
 			"\(med($w; $s; "redirect-remote"; $k) | fx($kd)) vs \(med($w; $s; "remote"; $k) | fx($kd)) \($unit);"
 			+ " CPU \(med($w; $s; "redirect-remote"; $c) | fx($cd)) vs \(med($w; $s; "remote"; $c) | fx($cd)) \($cunit)"))
 	   end),
+	# Pod to pod (cross_netns): the hop between two namespaces redirected.
+	(if ([$a[] | select(.mode == "redirect-crossns")] | length) == 0 then
+		goal("crossns rr 64 B p50: redirect-crossns / remote (run with --modes remote,redirect-crossns)";
+			null; "≤"; 0.75; ""),
+		goal("crossns stream 64 KiB: redirect-crossns / remote (run with --modes remote,redirect-crossns)";
+			null; "≥"; 2; "")
+	 else
+		goal("crossns rr 64 B p50: redirect-crossns / remote";
+			ratio(med("rr"; 64; "redirect-crossns"; "p50_us"); med("rr"; 64; "remote"; "p50_us")); "≤"; 0.75;
+			"\(med("rr"; 64; "redirect-crossns"; "p50_us") | fx(1)) vs \(med("rr"; 64; "remote"; "p50_us") | fx(1)) µs;"
+			+ " p99 \(med("rr"; 64; "redirect-crossns"; "p99_us") | fx(1)) vs \(med("rr"; 64; "remote"; "p99_us") | fx(1)) µs"),
+		goal("crossns stream 64 KiB: redirect-crossns / remote";
+			ratio(med("stream"; 65536; "redirect-crossns"; "gbps"); med("stream"; 65536; "remote"; "gbps")); "≥"; 2;
+			"\(med("stream"; 65536; "redirect-crossns"; "gbps") | fx(2)) vs \(med("stream"; 65536; "remote"; "gbps") | fx(2)) Gbit/s")
+	 end),
 	# The mesh workload: rr p50 at every size it ran, stream at 64 KiB.
 	([$a[] | select(.mode == "mesh" and .workload == "rr") | .size] | unique) as $mr
 	| (if ([$a[] | select(.mode == "mesh")] | length) == 0 then
