@@ -84,7 +84,7 @@ $(OBJ)/vmlinux.h: | $(OBJ)
 	$(call msg,GEN,$@)
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
 
-$(OBJ)/loopless.bpf.o: bpf/loopless.bpf.c bpf/loopless.h $(OBJ)/vmlinux.h | $(OBJ)
+$(OBJ)/loopless.bpf.o: bpf/loopless.bpf.c bpf/loopless.h $(wildcard bpf/*.bpf.h) $(OBJ)/vmlinux.h | $(OBJ)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp
 	$(Q)$(LLVM_STRIP) -g $@.tmp
