@@ -75,7 +75,7 @@ all: $(APPS) $(TEST_BINS) $(BENCH_BINS)
 
 # Objects shared by the daemon and the CLI, one file per concern.
 COMMON_OBJS := $(addprefix $(OBJ)/,config.o config_ini.o options.o pins.o cgroup.o stats.o log.o \
-	datapath.o netns.o owners.o)
+	datapath.o inspect.o netns.o owners.o)
 
 $(OBJ) $(OUTPUT):
 	$(Q)mkdir -p $@
