@@ -102,7 +102,7 @@ $(OBJ)/%.o: daemon/%.c $(wildcard daemon/*.h) bpf/loopless.h | $(OBJ)
 # Files that include the skeleton.
 $(OBJ)/looplessd.o $(OBJ)/datapath.o: $(OBJ)/loopless.skel.h
 
-$(OUTPUT)/looplessd: $(OBJ)/looplessd.o $(OBJ)/metrics.o $(COMMON_OBJS) | $(OUTPUT)
+$(OUTPUT)/looplessd: $(OBJ)/looplessd.o $(OBJ)/looplessd_args.o $(OBJ)/metrics.o $(COMMON_OBJS) | $(OUTPUT)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LL_LDFLAGS) $^ $(LIBBPF_LIBS) $(INIH_LIBS) $(SYSTEMD_LIBS) $(MHD_LIBS) -lcap -o $@
 
