@@ -67,7 +67,8 @@ endif
 
 APPS := $(OUTPUT)/looplessd $(OUTPUT)/loopless
 TEST_BINS := $(OUTPUT)/lltraffic $(OUTPUT)/llprobe $(OUTPUT)/llsidecar $(OUTPUT)/fuzz_config \
-	$(OUTPUT)/test_config $(OUTPUT)/test_config_ini $(OUTPUT)/test_options $(OUTPUT)/test_key \
+	$(OUTPUT)/test_config $(OUTPUT)/test_config_ini $(OUTPUT)/test_config_syntax \
+	$(OUTPUT)/test_options $(OUTPUT)/test_key \
 	$(OUTPUT)/test_stats
 BENCH_BINS := $(OUTPUT)/loopless-bench
 
@@ -167,6 +168,11 @@ $(OUTPUT)/test_config_ini: tests/unit/test_config_ini.c tests/unit/config_fixtur
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(LL_CFLAGS) $(filter-out %.h,$^) -o $@ $(LL_LDFLAGS) $(INIH_LIBS) $(CMOCKA_LIBS)
 
+$(OUTPUT)/test_config_syntax: tests/unit/test_config_syntax.c tests/unit/config_fixture.h \
+		$(OBJ)/config_ini.o $(OBJ)/config.o | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(LL_CFLAGS) $(filter-out %.h,$^) -o $@ $(LL_LDFLAGS) $(INIH_LIBS) $(CMOCKA_LIBS)
+
 $(OUTPUT)/test_options: tests/unit/test_options.c $(OBJ)/options.o $(OBJ)/config.o | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(LL_CFLAGS) $^ -o $@ $(LL_LDFLAGS) $(CMOCKA_LIBS)
@@ -228,7 +234,8 @@ check: $(APPS)
 test: all
 	$(Q)set -f; tests/run.sh $(OUTPUT) $(T)
 
-unit: $(OUTPUT)/test_config $(OUTPUT)/test_config_ini $(OUTPUT)/test_options $(OUTPUT)/test_key \
+unit: $(OUTPUT)/test_config $(OUTPUT)/test_config_ini $(OUTPUT)/test_config_syntax \
+	$(OUTPUT)/test_options $(OUTPUT)/test_key \
 		$(OUTPUT)/test_stats
 	$(Q)tests/run.sh --unit-only $(OUTPUT)
 

@@ -22,7 +22,7 @@ shift || true
 ONLY=("$@")
 # shellcheck source=tests/test-files.sh
 source tests/test-files.sh
-UNIT_BINS=(test_config test_config_ini test_options test_key test_stats)
+UNIT_BINS=(test_config test_config_ini test_config_syntax test_options test_key test_stats)
 SKIP_RC=77
 
 passed=0

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * What the tests of the configuration model (test_config.c) and of its file
- * parser (test_config_ini.c) share: a configuration with room for an error,
+ * parser (test_config_ini.c, test_config_syntax.c) share: a configuration with room for an error,
  * set to the defaults before each test and freed after it, and the check that
- * a configuration holds exactly the defaults. Static inline in a header (as
+ * a configuration holds exactly the defaults, and parsing a text as a file. Static inline in a header (as
  * the sockmap selftests' sockmap_helpers.h) so each test binary builds from
  * its own source and the objects it tests.
  */
@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <cmocka.h>
 
 #include "config.h"
@@ -63,6 +64,24 @@ static inline void assert_defaults(const struct config *cfg)
 	assert_int_equal(cfg->reader_idle_ms, 20);
 	assert_int_equal(cfg->small_write, 2048);
 	assert_int_equal(cfg->small_lag, 65536);
+}
+
+/* Parses @text as file "x.conf" into @f's configuration. */
+static inline int parse(struct fixture *f, const char *text)
+{
+	f->err[0] = '\0';
+	return config_parse_string(&f->cfg, "x.conf", text, f->err, sizeof(f->err));
+}
+
+/* Parses @text into fresh defaults and expects -EINVAL with exactly @msg. */
+static inline void expect_error(const char *text, const char *msg)
+{
+	struct fixture f;
+
+	config_init(&f.cfg);
+	assert_int_equal(parse(&f, text), -EINVAL);
+	assert_string_equal(f.err, msg);
+	config_free(&f.cfg);
 }
 
 #endif /* LOOPLESS_CONFIG_FIXTURE_H */
