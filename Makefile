@@ -101,7 +101,7 @@ $(OBJ)/%.o: daemon/%.c $(wildcard daemon/*.h) bpf/loopless.h | $(OBJ)
 	$(Q)$(CC) $(LL_CFLAGS) -c $< -o $@
 
 # Files that include the skeleton.
-$(OBJ)/looplessd.o $(OBJ)/datapath.o: $(OBJ)/loopless.skel.h
+$(OBJ)/looplessd.o $(OBJ)/datapath.o $(OBJ)/inspect.o: $(OBJ)/loopless.skel.h
 
 $(OUTPUT)/looplessd: $(OBJ)/looplessd.o $(OBJ)/looplessd_args.o $(OBJ)/metrics.o $(COMMON_OBJS) | $(OUTPUT)
 	$(call msg,LINK,$@)
