@@ -425,6 +425,15 @@ t_mesh_cross_pod() {
 		"$(wc -l <<<"$in_map") sockets in the map"
 }
 
+# mesh_vips_b 4|6: pod B's two service addresses (svc-b, svc-b2) of a family.
+mesh_vips_b() {
+	if [ "$1" = 4 ]; then
+		echo "$MESH_VIP_B4 $MESH_VIP_B2_4"
+	else
+		echo "$MESH_VIP_B6 $MESH_VIP_B2_6"
+	fi
+}
+
 # 7. Safety. (a) Two app sockets on the same local port (SO_REUSEADDR) to two
 # services at once: both REDIRECT to 127.0.0.1:15001, so conntrack gives the
 # second a new source port on the sidecar's side; each socket must get its
@@ -437,11 +446,7 @@ mesh_safety_pass() {
 	mesh_sidecar "$MESH_A" "$MESH_SC_CG" "$1-a" --uid 1337
 	mesh_sidecar "$MESH_B" "$MESH_SC_CG" "$1-b" --uid 1337
 	for fam in 4 6; do
-		if [ $fam = 4 ]; then
-			vip=$MESH_VIP_B4 vip2=$MESH_VIP_B2_4
-		else
-			vip=$MESH_VIP_B6 vip2=$MESH_VIP_B2_6
-		fi
+		read -r vip vip2 <<<"$(mesh_vips_b $fam)"
 		# Two streams side by side: half the bytes and rate each.
 		MESH_FLOW_BYTES=32M MESH_FLOW_RATE=20M mesh_flow_start "$1-s$fam" 2 stream \
 			"$MESH_A" "$MESH_B" 8080 "$vip" 80 --client-port 40000
@@ -510,11 +515,7 @@ t_mesh_first_bytes() {
 	r0=$(counter redirected_bytes) b0=$MESH_LOCAL_BYTES
 	for i in $(seq "${MESH_START_ROUNDS:-30}"); do
 		for fam in 4 6; do
-			if [ $fam = 4 ]; then
-				vip=$MESH_VIP_B4 vip2=$MESH_VIP_B2_4
-			else
-				vip=$MESH_VIP_B6 vip2=$MESH_VIP_B2_6
-			fi
+			read -r vip vip2 <<<"$(mesh_vips_b $fam)"
 			MESH_FLOW_BYTES=4M MESH_FLOW_RATE=20M mesh_flow_start "s$fam-$i" 2 stream \
 				"$MESH_A" "$MESH_B" 8080 "$vip" 80
 			MESH_FLOW_BYTES=4M MESH_FLOW_RATE=20M mesh_flow_start "t$fam-$i" 2 stream \
