@@ -249,6 +249,15 @@ none) CPUS= ;;
 	done
 	PLACEMENT=pinned ;;
 esac
+# The other placement, measured too for the headline comparisons (rr 64 B, stream 64 B, 1 KiB
+# and 64 KiB; lo and redirect-lo) as modes "lo.split" or "lo.same": where the reader runs
+# decides much of what redirection gives (one CPU: no cross-CPU wake-up either way).
+OTHER_PLACEMENT='' OTHER_CPUS=''
+if [ "$PLACEMENT" = same ] && [ ${#CPU_LIST[@]} -ge 2 ]; then
+	OTHER_PLACEMENT=split OTHER_CPUS="${CPU_LIST[-2]},${CPU_LIST[-1]}"
+elif [ "$PLACEMENT" = split ]; then
+	OTHER_PLACEMENT=same OTHER_CPUS="${CPU_LIST[-1]},${CPU_LIST[-1]}"
+fi
 
 # ---- environment ---------------------------------------------------------------------------
 
@@ -355,7 +364,10 @@ fi
 # lo whose packets prove the path), M_NS (the netns the driver runs in), M_PORT (a fixed
 # listening port, or empty), M_CONNECT (where the client dials, if not the listener).
 mode_def() {
-	M_TR=tcp M_ADDR='' M_CG='' M_SRV_NS='' M_DEV='' M_NS=$NS M_PORT='' M_CONNECT=''
+	M_TR=tcp M_ADDR='' M_CG='' M_SRV_NS='' M_DEV='' M_NS=$NS M_PORT='' M_CONNECT='' M_CPUS=$CPUS
+	# MODE.PLACEMENT: MODE with the threads placed the other way (OTHER_PLACEMENT).
+	case $1 in *.*) M_CPUS=$OTHER_CPUS ;; esac
+	set -- "${1%.*}"
 	case $1 in
 	lo | redirect-lo) M_ADDR=127.0.0.1 ;;
 	localip | redirect-localip) M_ADDR=$LOCALIP ;;
@@ -419,6 +431,20 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
 			k=$((k + 1))
 		done
 	done
+	# The other placement: the headline sizes, lo and redirect-lo.
+	if [ -n "$OTHER_PLACEMENT" ] && in_list lo "$MODES" && in_list redirect-lo "$MODES"; then
+		for wl in rr stream; do
+			in_list "$wl" "$WORKLOADS" || continue
+			[ "$wl" = rr ] && sizes=64 || sizes="64 1024 65536"
+			for size in $sizes; do
+				in_list "$size" "$([ "$wl" = rr ] && echo "$RR_BYTES" || echo "$STREAM_BYTES")" ||
+					continue
+				add_jobs "$wl" "$size" "$rep" $((rep - 1 + k)) "lo.$OTHER_PLACEMENT" \
+					"redirect-lo.$OTHER_PLACEMENT"
+				k=$((k + 1))
+			done
+		done
+	fi
 done
 NJOBS=${#J_WL[@]}
 [ "$NJOBS" -gt 0 ] || usage_err "nothing to run with these --modes and --workloads"
@@ -564,7 +590,7 @@ run_job() { # run_job SEQ
 	[ -n "$M_CONNECT" ] && args+=(--connect "$M_CONNECT")
 	[ -n "$M_SRV_NS" ] && args+=(--server-netns "$M_SRV_NS")
 	[ -n "$M_DEV" ] && args+=(--dev "$M_DEV")
-	[ -n "$CPUS" ] && args+=(--cpus "$CPUS")
+	[ -n "$M_CPUS" ] && args+=(--cpus "$M_CPUS")
 	case $wl in
 	scale) args+=(--pairs "$PAIRS") ;;
 	*) args+=(--size "$size" --duration "$DURATION") ;;
@@ -833,7 +859,9 @@ jq -r '
 	.options as $o | .machine as $m | .aggregate as $agg
 	| ($o.modes) as $order
 	# The modes of the mesh workload have a section of their own.
-	| def rows(w): [$agg[] | select(.workload == w and .mode != "mesh" and .mode != "redirect-mesh")]
+	# MODE.PLACEMENT rows are the other CPU placement: a section of their own.
+	| def rows(w): [$agg[] | select(.workload == w and .mode != "mesh" and .mode != "redirect-mesh"
+		and (.mode | contains(".") | not))]
 		| sort_by(.size, (.mode as $md | $order | index($md)));
 	"# loopless bench, \($m.date[0:10]) on \($m.host)",
 	"",
@@ -1116,6 +1144,30 @@ jq -r '
 	(if $retried > 0 then "- \($retried) failed attempts were run again (up to \($tries) tries each)."
 	 else empty end), ""
 ' --argjson retried "$RETRIED" --argjson tries "$JOB_TRIES" "$OUT/results.json" >>"$OUT/summary.md"
+
+# Both CPU placements side by side: redirect-lo / lo, each within its placement.
+if [ -n "$OTHER_PLACEMENT" ]; then
+	jq -r --arg main "$PLACEMENT" --arg other "$OTHER_PLACEMENT" '
+		.aggregate as $a
+		| def agg(w; s; m): [$a[] | select(.workload == w and .size == s and .mode == m)] | .[0];
+		def fx(d): if . == null then "–" else (. * pow(10; d) | round / pow(10; d) | tostring) end;
+		def name(p): if p == "same" then "one CPU" else "two CPUs" end;
+		def cell(w; s; m; k; d; u): agg(w; s; "redirect-" + m) as $r | agg(w; s; m) as $p
+			| if $r == null or $p == null or $p[k].med == null or $p[k].med == 0 then "–"
+			  else "\($r[k].med / $p[k].med | fx(2))× (\($r[k].med | fx(d)) vs \($p[k].med | fx(d)) \(u))" end;
+		[[ "rr", 64, "rr 64 B p50", "p50_us", 1, "µs" ], [ "stream", 64, "stream 64 B", "gbps", 3, "Gbit/s" ],
+		 [ "stream", 1024, "stream 1 KiB", "gbps", 2, "Gbit/s" ],
+		 [ "stream", 65536, "stream 64 KiB", "gbps", 2, "Gbit/s" ]] as $rows
+		| [$rows[] | select(.[0] as $w | .[1] as $s | agg($w; $s; "lo." + $other) != null)] as $have
+		| if ($have | length) == 0 then empty else
+		"## CPU placement: redirect-lo / lo, client and server threads on \(name($main)) and on \(name($other))", "",
+		"Each ratio is within one placement (medians of this run; rr: lower is better, stream: higher).", "",
+		"| measurement | \(name($main)) | \(name($other)) |", "|---|---:|---:|",
+		($have[] as [$w, $s, $what, $k, $d, $u]
+		 | "| \($what) | \(cell($w; $s; "lo"; $k; $d; $u)) | \(cell($w; $s; "lo." + $other; $k; $d; $u)) |"), ""
+		end
+	' "$OUT/results.json" >>"$OUT/summary.md"
+fi
 
 if [ -s "$MEM_JSON" ]; then
 	jq -rs --arg sleep "$MEM_SLEEP" '
