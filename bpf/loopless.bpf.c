@@ -349,7 +349,6 @@ int ll_iter(struct bpf_iter__tcp *ctx)
 	struct tcp_sock *tp;
 	struct socket *so;
 	struct sock *sk;
-	__u32 fam;
 	__u64 ud;
 
 	if (!skc)
@@ -364,14 +363,8 @@ int ll_iter(struct bpf_iter__tcp *ctx)
 	skc = &sk->__sk_common;
 	rec.cookie = skc->skc_cookie.counter;
 	/* The real tuple, for an operator to see which ends were paired. */
-	fam = skc->skc_family == LL_AF_INET6 ? LL_AF_INET6 : LL_AF_INET;
-	rec.family = ll_addr_set(
-		rec.laddr, fam, skc->skc_rcv_saddr, skc->skc_v6_rcv_saddr.in6_u.u6_addr32[0],
-		skc->skc_v6_rcv_saddr.in6_u.u6_addr32[1], skc->skc_v6_rcv_saddr.in6_u.u6_addr32[2],
-		skc->skc_v6_rcv_saddr.in6_u.u6_addr32[3]);
-	ll_addr_set(rec.raddr, fam, skc->skc_daddr, skc->skc_v6_daddr.in6_u.u6_addr32[0],
-		    skc->skc_v6_daddr.in6_u.u6_addr32[1], skc->skc_v6_daddr.in6_u.u6_addr32[2],
-		    skc->skc_v6_daddr.in6_u.u6_addr32[3]);
+	rec.family = skc_addr(skc, true, rec.laddr);
+	skc_addr(skc, false, rec.raddr);
 	rec.lport = skc->skc_num;
 	rec.rport = LL_NTOHS(skc->skc_dport);
 	/* Which process holds it: the CLI finds socket:[ino] in /proc. An

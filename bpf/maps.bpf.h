@@ -176,15 +176,26 @@ static __always_inline __u64 sock_netns(__u64 addr, __u64 cookie)
 	return psk->__sk_common.skc_cookie.counter == cookie ? c : 0;
 }
 
-/* The namespace that owns an address (ops->local_ip4 ... network byte
- * order); 0: none, or two. */
-static __always_inline __u64 addr_owner(__u32 family, __u32 ip4, __u32 w0, __u32 w1, __u32 w2,
-					__u32 w3)
+/* A socket's local (@local) or remote address as ll_addr_set() writes it
+ * (v4-mapped for IPv4, network byte order) into @dst; its family. */
+static __always_inline __u32 skc_addr(const struct sock_common *skc, bool local, __u32 dst[4])
+{
+	__u32 fam = skc->skc_family == LL_AF_INET6 ? LL_AF_INET6 : LL_AF_INET;
+	const struct in6_addr *a6 = local ? &skc->skc_v6_rcv_saddr : &skc->skc_v6_daddr;
+
+	return ll_addr_set(dst, fam, local ? skc->skc_rcv_saddr : skc->skc_daddr,
+			   a6->in6_u.u6_addr32[0], a6->in6_u.u6_addr32[1], a6->in6_u.u6_addr32[2],
+			   a6->in6_u.u6_addr32[3]);
+}
+
+/* The namespace that owns a socket's local (@local) or remote address; 0:
+ * none, or two. */
+static __always_inline __u64 addr_owner(const struct sock_common *skc, bool local)
 {
 	struct ll_owner_key k;
 	__u64 *v;
 
-	ll_addr_set(k.addr, family, ip4, w0, w1, w2, w3);
+	skc_addr(skc, local, k.addr);
 	v = bpf_map_lookup_elem(&addr_owners, &k);
 	return v ? *v : 0;
 }

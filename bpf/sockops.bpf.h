@@ -83,42 +83,10 @@ static __always_inline int sockops_listen(struct bpf_sock_ops *ops)
 #define LL_SEGMENT_CB_FLAGS \
 	(BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG)
 
-/* The owner of this connection's @local or remote address. Each context
- * field read apart (barrier_var): loads the compiler merges into a pointer
- * into the context are refused ("dereference of modified ctx ptr"). */
-static __always_inline __u64 ops_owner(struct bpf_sock_ops *ops, bool local)
-{
-	__u32 fam = ops->family, ip4, w0, w1, w2, w3;
-
-	if (local) {
-		ip4 = ops->local_ip4;
-		barrier_var(ip4);
-		w0 = ops->local_ip6[0];
-		barrier_var(w0);
-		w1 = ops->local_ip6[1];
-		barrier_var(w1);
-		w2 = ops->local_ip6[2];
-		barrier_var(w2);
-		w3 = ops->local_ip6[3];
-		barrier_var(w3);
-	} else {
-		ip4 = ops->remote_ip4;
-		barrier_var(ip4);
-		w0 = ops->remote_ip6[0];
-		barrier_var(w0);
-		w1 = ops->remote_ip6[1];
-		barrier_var(w1);
-		w2 = ops->remote_ip6[2];
-		barrier_var(w2);
-		w3 = ops->remote_ip6[3];
-		barrier_var(w3);
-	}
-	return addr_owner(fam, ip4, w0, w1, w2, w3);
-}
-
 static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 flags, bool active)
 {
 	struct ll_sock_ref ref = {}, *client = NULL;
+	struct sock_common *skc;
 	enum ll_admit verdict;
 	struct ll_key key, peer;
 	struct ll_sk_state *st;
@@ -169,14 +137,11 @@ static __always_inline int sockops_established(struct bpf_sock_ops *ops, __u32 f
 			ll_key_mirror(&peer, &key);
 			client = bpf_map_lookup_elem(&peers, &peer);
 		}
-		verdict = ll_admit_cross(active, nonblock, ops_owner(ops, true) == netns, netns,
-					 ops_owner(ops, false), client != NULL,
+		skc = tp ? &tp->inet_conn.icsk_inet.sk.__sk_common : NULL;
+		verdict = ll_admit_cross(active, nonblock, skc && addr_owner(skc, true) == netns,
+					 netns, skc ? addr_owner(skc, false) : 0, client != NULL,
 					 client ? sock_netns(client->sk, client->cookie) : 0,
 					 client ? client->peer_cookie : 0);
-		if (verdict == LL_SKIP_NOT_OWNER) {
-			count(LL_CNT_SKIPPED_NOT_OWNER, 1);
-			return 1;
-		}
 	}
 	switch (verdict) {
 	case LL_ADMIT_PROVISIONAL:
