@@ -95,8 +95,19 @@ t_crossns_hijack() {
 # and veth gone): the client fails as on plain TCP, nothing of pod B stays in
 # the map. Then pod B again, same addresses, in a new namespace: once a pass
 # saw them there, its connections pair again (the old owner is forgotten).
+# owner_of ADDR4: the netns cookie looplessd's addr_owners map gives the IPv4
+# address ADDR4 (v4-mapped key), or nothing.
+owner_of() {
+	local key
+	# shellcheck disable=SC2046 # one byte per word
+	key="00 00 00 00 00 00 00 00 00 00 ff ff $(printf '%02x ' $(tr . ' ' <<<"$1"))"
+	# shellcheck disable=SC2086 # the bytes are words
+	bpftool -j map lookup pinned "$PIN/addr_owners" key hex $key 2>/dev/null |
+		jq -r '.value | join(" ")' 2>/dev/null
+}
+
 t_crossns_pod_recreated() {
-	local old_b rc r0 b0 red pct left
+	local old_b old_owner owner rc r0 b0 red pct left
 	crossns_start
 	# shellcheck disable=SC2034 # read by mesh_flow_start
 	MESH_APP_CG=$CG
@@ -105,6 +116,8 @@ t_crossns_pod_recreated() {
 	sleep 1
 	[ "$(counter pairs_cross_netns)" -ge 1 ] || die "the stream to pod B did not pair"
 	old_b=$MESH_B
+	old_owner=$(owner_of "$MESH_B4")
+	[ -n "$old_owner" ] || die "addr_owners has no owner for $MESH_B4"
 	ip netns pids "$old_b" | xargs -r kill -9
 	ip netns del "$old_b" || die "cannot delete pod B's netns"
 	rc=0
@@ -126,7 +139,15 @@ t_crossns_pod_recreated() {
 	mesh_veth_up "$MESH_B" eth0 "$MESH_B4/24" "$MESH_B6/64"
 	ip -n "$MESH_B" route add default via 198.18.2.1 || die "route in the new pod B"
 	ip -n "$MESH_B" -6 route add default via fd00:2::1 || die "route6 in the new pod B"
-	sleep 1.2
+	# looplessd reads every namespace's addresses once a second; under load
+	# a pass can take longer.
+	for _ in $(seq 100); do
+		owner=$(owner_of "$MESH_B4")
+		[ -n "$owner" ] && [ "$owner" != "$old_owner" ] && break
+		sleep 0.1
+	done
+	[ -n "$owner" ] && [ "$owner" != "$old_owner" ] ||
+		die "addr_owners did not learn the new pod B's $MESH_B4 within 10 s"
 	r0=$(counter redirected_bytes) b0=$MESH_LOCAL_BYTES
 	mesh_flows again 1 "$MESH_A" "$MESH_B" 8080 "$MESH_B4" 8080
 	red=$(($(counter redirected_bytes) - r0))
