@@ -72,6 +72,10 @@ struct pair {
 };
 
 void pair_open(struct pair *p);
+/* The c2s reader looks (EAGAIN), then takes one byte (written, then read with recv()),
+ * before a check of redirected bytes: loopless redirects into a reader only once it has
+ * taken bytes with recvmsg (one that only looked may splice), so the first bytes take TCP. */
+void take_first(struct pair *p);
 /* Verifies BUF as bytes [off, off + len) of stream(seed). */
 void verify(const char *who, uint64_t seed, uint64_t off, const uint8_t *buf, size_t len);
 void write_all(int fd, const uint8_t *buf, size_t len);
@@ -128,6 +132,9 @@ void alarm_mask(int how);
 int check_blocking_sigalrm(struct pair *p);
 int check_splice_read(struct pair *p);
 int check_splice_after_header(struct pair *p);
+int check_splice_after_eagain(struct pair *p);
+int check_splice_after_peek(struct pair *p);
+int check_splice_after_bulk(struct pair *p);
 int check_waitall_stream(struct pair *p);
 int check_rcvlowat_stream(struct pair *p);
 int check_nonblock_then_blocking(struct pair *p);

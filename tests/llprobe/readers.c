@@ -253,43 +253,98 @@ int check_splice_read(struct pair *p)
 	return 0;
 }
 
-/* A 64-byte header by recv() (non-blocking, poll), then splice() for the rest: a proxy that
- * parses a request head and splices the body (haproxy in HTTP mode). */
-int check_splice_after_header(struct pair *p)
+/* What a splicing reader does before its first splice(). */
+enum splice_first {
+	FIRST_HEADER, /* recv() a 64-byte header: a proxy that parses a request head */
+	FIRST_EAGAIN, /* one recv() before any byte came (EAGAIN), as HAProxy after accept() */
+	FIRST_PEEK, /* recv(MSG_PEEK) a 64-byte header and splice it too (an SNI router) */
+	FIRST_BULK, /* EAGAIN, recv() the first MiB, then splice(): a program that changes its mind */
+};
+
+/* The first bytes by recv() (FIRST_HEADER, FIRST_BULK), peeked (FIRST_PEEK) or an
+ * EAGAIN (FIRST_EAGAIN), then splice() to EOF; returns after checking every byte. */
+static int splice_after(struct pair *p, enum splice_first first)
 {
-	int fd = rfd_of(p, R_SERVER);
-	uint8_t hdr[64];
-	uint64_t t0 = now_ms(), off = 0, hdr_reads = 0;
+	static const char *const what[] = {
+		[FIRST_HEADER] = "header by recv",
+		[FIRST_EAGAIN] = "EAGAIN first",
+		[FIRST_PEEK] = "header peeked",
+		[FIRST_BULK] = "first MiB by recv",
+	};
+	int fd = rfd_of(p, R_SERVER), flags = first == FIRST_PEEK ? MSG_PEEK : 0;
+	uint64_t want = first == FIRST_BULK ? 1 << 20 : first == FIRST_EAGAIN ? 0 : 64;
+	uint64_t t0 = now_ms(), off = 0, first_reads = 0;
+	static uint8_t buf[MAX_MSG];
 	struct sender s;
 	ssize_t n;
 
 	set_nonblock(fd, true);
+	/* FIRST_BULK: an event loop's first read attempt too (Go's netpoller makes
+	 * one before it parks), so that the bytes it then recv()s are redirected. */
+	if (first == FIRST_EAGAIN || first == FIRST_BULK) {
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n >= 0 || errno != EAGAIN)
+			fail("the first recv() before any write: %zd (%s), expected EAGAIN", n,
+			     n < 0 ? strerror(errno) : "bytes");
+	}
 	start_sender(&s, wfd_of(p, R_SERVER), send_plain, false);
 	alarm_start();
-	atomic_store(&phase, "reading the 64-byte header");
-	while (off < sizeof(hdr)) {
+	atomic_store(&phase, "recv() before splicing");
+	while (off < want) {
 		if (!wait_readable(fd, WAKE_TIMEOUT_MS))
-			fail("header: not readable within %d ms after %" PRIu64 " bytes",
+			fail("%s: not readable within %d ms after %" PRIu64 " bytes", what[first],
 			     WAKE_TIMEOUT_MS, off);
-		n = recv(fd, hdr + off, sizeof(hdr) - off, 0);
+		/* A peek sees the whole header again each time. */
+		n = recv(fd, buf, flags ? want : MIN(want - off, sizeof(buf)), flags);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
 		if (n <= 0)
-			fail("header: recv: %s", n ? strerror(errno) : "EOF");
-		hdr_reads++;
+			fail("%s: recv: %s", what[first], n ? strerror(errno) : "EOF");
+		first_reads++;
+		if (flags) {
+			off = n;
+			continue;
+		}
+		verify(what[first], 1, off, buf, n);
 		off += n;
 	}
-	verify("header", 1, 0, hdr, sizeof(hdr));
-	off = splice_to_eof(fd, off);
+	if (flags)
+		verify(what[first], 1, 0, buf, want);
+	off = splice_to_eof(fd, flags ? 0 : off);
 	alarm_stop();
 	if (off != total_bytes)
-		fail("EOF after %" PRIu64 " of %" PRIu64 " bytes (header by recv, rest by splice)",
-		     off, total_bytes);
+		fail("EOF after %" PRIu64 " of %" PRIu64 " bytes (%s, then splice)", off,
+		     total_bytes, what[first]);
 	pthread_join(s.tid, NULL);
-	printf("ok %s reader=%s bytes=%" PRIu64 " header_reads=%" PRIu64 " elapsed_ms=%" PRIu64
-	       "\n",
-	       check_name, reader_name(p, R_SERVER), off, hdr_reads, now_ms() - t0);
+	printf("ok %s reader=%s bytes=%" PRIu64 " first_reads=%" PRIu64 " elapsed_ms=%" PRIu64 "\n",
+	       check_name, reader_name(p, R_SERVER), off, first_reads, now_ms() - t0);
 	return 0;
+}
+
+/* A 64-byte header by recv() (non-blocking, poll), then splice() for the rest: a proxy that
+ * parses a request head and splices the body (haproxy in HTTP mode). */
+int check_splice_after_header(struct pair *p)
+{
+	return splice_after(p, FIRST_HEADER);
+}
+
+/* recv() once before the peer wrote (EAGAIN), then only splice(): HAProxy with
+ * splice-request in TCP mode. */
+int check_splice_after_eagain(struct pair *p)
+{
+	return splice_after(p, FIRST_EAGAIN);
+}
+
+/* recv(MSG_PEEK) a 64-byte header, then splice() everything, the header too. */
+int check_splice_after_peek(struct pair *p)
+{
+	return splice_after(p, FIRST_PEEK);
+}
+
+/* recv() once before any byte came (EAGAIN), recv() the first MiB, then splice() the rest. */
+int check_splice_after_bulk(struct pair *p)
+{
+	return splice_after(p, FIRST_BULK);
 }
 
 /* A writer of pieces: sizes 1..MAXPIECE (a fixed LCG), TCP_NODELAY, a PAUSE_US pause after

@@ -109,6 +109,7 @@ static uint64_t run_sender(struct pair *p, int (*fn)(int fd), bool close_fd)
 	uint64_t t0 = now_ms();
 	struct sender s;
 
+	take_first(p);
 	start_sender(&s, p->cfd, fn, close_fd);
 	atomic_store(&phase, "reading");
 	read_stream(p->sfd, 1, 0, total_bytes);
@@ -331,10 +332,9 @@ int check_close_writer(struct pair *p)
 {
 	uint64_t ms;
 
-	/* The reader tries once before the writer starts, as an event loop
-	 * reads after accept(): the pair is then redirected from the first
-	 * byte, not back only once the transfer drained (ll_reenter). */
-	look_once(p->sfd);
+	/* run_sender(): the reader takes a first byte before the writer
+	 * starts, so the pair is redirected from the stream's first byte, not
+	 * back only once the transfer drained (ll_reenter). */
 	ms = run_sender(p, send_plain, true);
 
 	printf("ok %s bytes=%" PRIu64 " elapsed_ms=%" PRIu64 "\n", check_name, total_bytes, ms);

@@ -177,8 +177,7 @@ int check_epoll_et_rearm(struct pair *p)
 
 	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, p->sfd, &ev))
 		fail("epoll: %s", strerror(errno));
-	/* The reader looks once first (an event loop adding the socket). */
-	(void)!recv(p->sfd, buf, 1, MSG_DONTWAIT);
+	take_first(p);
 	write_stream(p->cfd, 1, 0, 1000);
 	n1 = epoll_wait(ep, &ev, 1, WAKE_TIMEOUT_MS);
 	n2 = epoll_wait(ep, &ev, 1, 100); /* no new edge: expect none */
@@ -202,9 +201,7 @@ int check_fionread_peek(struct pair *p)
 	int i, before, after;
 	ssize_t n1, n2;
 
-	/* The reader looks once first, as an event loop does (loopless
-	 * redirects only into a reader seen reading non-blocking). */
-	(void)!recv(p->sfd, buf, 1, MSG_DONTWAIT);
+	take_first(p);
 	for (i = 0; i < 3; i++) {
 		write_stream(p->cfd, 1, i * 1000, 1000);
 		sleep_us(1000);

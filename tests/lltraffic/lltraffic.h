@@ -66,6 +66,7 @@ struct opts {
 	unsigned int stall_ms;
 	unsigned int accept_delay_ms; /* pair: the server sleeps this long before accept() */
 	bool server_first; /* pair: the client writes only once it has verified stream(S+1) */
+	bool greet; /* pair/hold: a byte each way before the stream */
 	uint64_t s2c_bytes; /* pair: bytes of the s2c direction (default --bytes) */
 	unsigned int port;
 	unsigned int client_port;

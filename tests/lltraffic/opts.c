@@ -48,6 +48,7 @@ enum {
 	OPT_SERVER_FIRST,
 	OPT_S2C_BYTES,
 	OPT_RCVBUF,
+	OPT_GREET,
 	OPT_VERSION,
 };
 
@@ -80,6 +81,7 @@ static const struct option long_opts[] = {
 	{ "server-first", no_argument, NULL, OPT_SERVER_FIRST },
 	{ "s2c-bytes", required_argument, NULL, OPT_S2C_BYTES },
 	{ "rcvbuf", required_argument, NULL, OPT_RCVBUF },
+	{ "greet", no_argument, NULL, OPT_GREET },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, 'h' },
 	{},
@@ -99,8 +101,9 @@ static const unsigned int cmd_allowed[] = {
 	[CMD_PAIR] = COMMON_OPTS | STREAM_OPTS | LOCAL_PAIR_OPTS | OB(OPT_PAUSE_AFTER) |
 		     OB(OPT_RESUME_FILE) | OB(OPT_BIND) | OB(OPT_READER_DELAY) |
 		     OB(OPT_READER_STALL) | OB(OPT_ACCEPT_DELAY) | OB(OPT_SERVER_FIRST) |
-		     OB(OPT_S2C_BYTES) | OB(OPT_RCVBUF),
-	[CMD_HOLD] = COMMON_OPTS | STREAM_OPTS | LOCAL_PAIR_OPTS | OB(OPT_RESUME_FILE),
+		     OB(OPT_S2C_BYTES) | OB(OPT_RCVBUF) | OB(OPT_GREET),
+	[CMD_HOLD] =
+		COMMON_OPTS | STREAM_OPTS | LOCAL_PAIR_OPTS | OB(OPT_RESUME_FILE) | OB(OPT_GREET),
 	[CMD_SERVE] = COMMON_OPTS | STREAM_OPTS | RR_OPTS | OB(OPT_LISTEN) | OB(OPT_PORT),
 	[CMD_SEND] = COMMON_OPTS | STREAM_OPTS | RR_OPTS | OB(OPT_CONNECT) | OB(OPT_PORT) |
 		     OB(OPT_CLIENT_PORT) | OB(OPT_BIND),
@@ -171,6 +174,9 @@ static const char help_text[] =
 	"                        peak_rw (receive + write queue\n"
 	"                        bytes, SO_MEMINFO) and peak_rwi (+ FIONREAD) while it sleeps.\n"
 	"  --reader-stall N:MS   pair: the c2s reader sleeps MS ms after every N bytes read.\n"
+	"  --greet               pair/hold: one byte each way, read back, before the stream (a\n"
+	"                        connection's first exchange: loopless redirects into a reader\n"
+	"                        only once it took bytes with recvmsg).\n"
 	"  --accept-delay MS     pair: the client starts writing right after connect() while the\n"
 	"                        server sleeps MS ms before accept() (data before accept).\n"
 	"  --server-first        pair: implies --duplex; the client writes only after it has\n"
@@ -337,6 +343,9 @@ static int check_opts(struct opts *o)
 		return usage_error("serve only writes with --duplex; --rate/--corrupt-at need it");
 	if (o->accept_delay_ms && has_pause)
 		return usage_error("--accept-delay does not go with --pause-after");
+	if (o->accept_delay_ms && o->greet)
+		return usage_error(
+			"--accept-delay does not go with --greet (nothing to greet yet)");
 	if (o->server_first || (o->seen & OB(OPT_S2C_BYTES)))
 		o->duplex = true;
 	if (!(o->seen & OB(OPT_S2C_BYTES)))
@@ -499,6 +508,9 @@ int parse_opts(int argc, char **argv, struct opts *o, bool *done)
 		case OPT_RCVBUF:
 			err = parse_size_opt(c, optarg, 1, INT_MAX / 2, &v);
 			rcvbuf_opt = v;
+			break;
+		case OPT_GREET:
+			o->greet = true;
 			break;
 		}
 		if (err)

@@ -2,6 +2,7 @@
 /* The stream subcommands: pair (and hold), both ends in this process; serve and send, one each. */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include "lib/addr.h"
 #include "lib/clock.h"
 #include "lib/fail.h"
+#include "lib/io.h"
 #include "lltraffic.h"
 
 /* The workers of pair: c2s writer, c2s reader, and with --duplex s2c writer, s2c reader. */
@@ -41,6 +43,25 @@ static int pair_early_writer(const struct opts *o, struct conn *c)
 	return 0;
 }
 
+/* --greet: a byte each way, read with recv() (the sockets are blocking: poll first,
+ * then MSG_DONTWAIT, as the readers do). Not with --accept-delay (no server end yet). */
+static int greet(int cfd, int sfd)
+{
+	const int fds[2][2] = { { cfd, sfd }, { sfd, cfd } };
+	struct pollfd pfd = { .events = POLLIN };
+	char b = 'g';
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		if (write_full(fds[i][0], &b, 1, NULL))
+			return -1;
+		pfd.fd = fds[i][1];
+		if (poll(&pfd, 1, 10000) != 1 || recv(fds[i][1], &b, 1, MSG_DONTWAIT) != 1)
+			return -1;
+	}
+	return 0;
+}
+
 int cmd_pair(const struct opts *o, struct out *r)
 {
 	struct worker *w = pair_w;
@@ -51,6 +72,10 @@ int cmd_pair(const struct opts *o, struct out *r)
 
 	if (local_connect(o, &c, early ? pair_early_writer : NULL))
 		return 1;
+	if (o->greet && greet(c.cfd, c.sfd)) {
+		errmsg("the greeting (a byte each way) failed");
+		goto fail;
+	}
 	snprintf(run.ready_info, sizeof(run.ready_info), "client=%s server=%s\n", c.client,
 		 c.server);
 	if (o->pause_after == UINT64_MAX && ready_now(o, run.ready_info))
