@@ -711,7 +711,8 @@ done
 # Memory with a reader that sleeps: what the kernel holds for one connection
 # while a writer streams 1 GiB and the reader does not read for MEM_SLEEP s
 # (lltraffic --reader-delay: receive + write queue from SO_MEMINFO, plus the
-# redirected queue from FIONREAD for loopless). Plain TCP: its flow control;
+# redirected queue from FIONREAD for loopless; --greet: the reader took a
+# byte first, so loopless redirects into it). Plain TCP: its flow control;
 # loopless: the writer is moved to TCP once the sleeping reader's queue
 # passes its receive buffer.
 MEM_JSON="$TMP/memory.jsonl"
@@ -726,7 +727,7 @@ if [ $mem_lo = 1 ] && [ $mem_rd = 1 ] && [ -n "$GEN_WORKLOADS" ] && [ -x "$LLTRA
 			echo "[memory] sleeping reader, $m rep $r/$REPEAT" >&2
 			cg=$([ $m = redirect-lo ] && echo "$CG" || echo "")
 			out=$(in_ns_cg "$NS" "$cg" "$LLTRAFFIC" pair --connect 127.0.0.1 --bytes 1G \
-				--reader-delay "$MEM_SLEEP" --timeout 120 2>&1) || {
+				--reader-delay "$MEM_SLEEP" --greet --timeout 120 2>&1) || {
 				echo "$PROG: memory measurement $m failed: $out" >&2
 				continue
 			}

@@ -14,8 +14,8 @@
  * redirects any more (ll_reader_redirectable()); ll_reap takes each socket
  * out once nothing redirected to it is unread and no redirect into it can
  * be in flight (ll_leave_ready()). The protocol of DESIGN.md "Leaving the
- * map": flag, quiesce, drain, delete. @why LL_WHY_BLOCKING: this socket's
- * reader read blocking, so the pair never comes back; otherwise a direction
+ * map": flag, quiesce, drain, delete. @why ll_why_final(): this socket's
+ * reader read blocking or spliced, so the pair never comes back; otherwise a direction
  * took TCP and ll_reenter may put the pair back once the reason is gone.
  */
 static __always_inline void leave_pair(struct ll_sk_state *st, enum ll_leave_why why)
@@ -29,8 +29,8 @@ static __always_inline void leave_pair(struct ll_sk_state *st, enum ll_leave_why
 	if (ref && ref->cookie == st->cookie) {
 		ref->leave_ns = now;
 		ref->why = why;
-		__sync_fetch_and_or(&ref->reader, (why == LL_WHY_BLOCKING ? LL_READER_UNSAFE : 0) |
-							  LL_READER_LEAVING);
+		__sync_fetch_and_or(&ref->reader,
+				    (ll_why_final(why) ? LL_READER_UNSAFE : 0) | LL_READER_LEAVING);
 	}
 	ll_key_mirror(&peer, &st->key);
 	ref = bpf_map_lookup_elem(&peers, &peer);

@@ -215,7 +215,7 @@ int ll_sk_msg(struct sk_msg_md *msg)
 	 * blocking after a non-blocking connect()). O_NONBLOCK is a flag of the
 	 * file, so its reads will block too: the pair leaves the map before
 	 * that first blocking read can wait in tcp_bpf_recvmsg(). */
-	if (!(st->flags & (LL_SK_READER_SAFE | LL_SK_READER_UNSAFE))) {
+	if (!(st->flags & LL_SK_READER_SEEN)) {
 		tp = bpf_skc_to_tcp_sock(sk);
 		if (tp && file_nonblock(tp->inet_conn.icsk_inet.sk.sk_socket) == 0) {
 			__sync_fetch_and_or(&st->flags, LL_SK_READER_UNSAFE);
@@ -231,6 +231,18 @@ int ll_sk_msg(struct sk_msg_md *msg)
 	ref = bpf_map_lookup_elem(&peers, &peer);
 	if (!ref || !ll_peer_mutual(ref->peer_cookie, st->cookie))
 		goto to_tcp;
+	if (ref->reader & LL_READER_STRANDED) {
+		/* ll_splice: TCP would overtake what is queued there. */
+		if ((st->flags & LL_SK_HAVE_PEER) && peer_read(st, &v) &&
+		    ll_stranded_redirect(v.queued, cfg->queue_limit) &&
+		    bpf_msg_redirect_hash(msg, &sock_hash, &peer, BPF_F_INGRESS) == SK_PASS) {
+			count(LL_CNT_REDIRECTED_MSGS, 1);
+			count(LL_CNT_REDIRECTED_BYTES, size);
+			return SK_PASS;
+		}
+		count(LL_CNT_STRANDED_REFUSED, 1);
+		return SK_DROP;
+	}
 	/* Its reader not seen reading safely yet (it may block, or splice),
 	 * or the pair is leaving the map. Bytes that take TCP into a socket in
 	 * the map are invisible to FIONREAD there (tcp_bpf_ioctl() counts only
@@ -240,7 +252,7 @@ int ll_sk_msg(struct sk_msg_md *msg)
 	 * puts the pair back once both readers were seen reading safely. */
 	if (!ll_reader_redirectable(ref->reader)) {
 		count(LL_CNT_TCP_READER_UNKNOWN, 1);
-		if (!(ref->reader & LL_READER_LEAVING)) {
+		if (!(ref->reader & LL_READER_LEAVING) && !ll_reader_probing(ref->reader)) {
 			count(LL_CNT_LEAVE_UNKNOWN, 1);
 			leave_pair(st, LL_WHY_UNKNOWN);
 		}
@@ -390,12 +402,46 @@ int ll_iter(struct bpf_iter__tcp *ctx)
 }
 
 /*
+ * Its reader cannot be served like TCP (it read blocking, with MSG_WAITALL,
+ * or splices): its pair leaves the map for good (@why ll_why_final()),
+ * counted in @cnt; out of the map already, it never comes back.
+ */
+static __always_inline void reader_unsafe(struct ll_sk_state *st, enum ll_leave_why why,
+					  enum ll_counter cnt)
+{
+	struct ll_sock_ref *ref;
+
+	if (st->flags & LL_SK_READER_UNSAFE)
+		return;
+	__sync_fetch_and_or(&st->flags, LL_SK_READER_UNSAFE);
+	if (st->flags & LL_SK_IN_MAP) {
+		count(cnt, 1);
+		leave_pair(st, why);
+		return;
+	}
+	mark_left(st, false);
+	ref = bpf_map_lookup_elem(&peers, &st->key);
+	if (ref && ref->cookie == st->cookie)
+		__sync_fetch_and_or(&ref->reader, LL_READER_UNSAFE);
+	if (why == LL_WHY_SPLICE)
+		count(LL_CNT_NEVER_SPLICE, 1);
+}
+
+/* The calling process, as splicers knows it. */
+static __always_inline void proc_key(struct task_struct *task, struct ll_proc_key *pk)
+{
+	pk->tgid = task->tgid;
+	pk->pad = 0;
+	pk->start_ns = task->group_leader->start_time;
+}
+
+/*
  * After every recvmsg of the host (sock_recvmsg_nosec()), with its flags
  * (O_NONBLOCK already turned into MSG_DONTWAIT) and its result: how the
  * reader of a socket in the map reads. Global, so it stays tiny: one socket
  * storage lookup for every socket, and for ours a flag test once decided.
- * splice() never comes here: a splicing reader stays "not seen", and is
- * never redirected into.
+ * splice() never comes here (ll_splice sees it): a reader that only
+ * splices stays "not seen", and is never redirected into.
  */
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(ll_recv, struct sock *sk, int ret, int flags)
@@ -403,6 +449,7 @@ int BPF_PROG(ll_recv, struct sock *sk, int ret, int flags)
 	struct ll_sk_state *st;
 	struct ll_sock_ref *ref;
 	enum ll_read_kind kind;
+	struct ll_proc_key pk;
 
 	st = bpf_sk_storage_get(&sk_state, sk, NULL, 0);
 	if (!st || !(st->flags & (LL_SK_IN_MAP | LL_SK_LEFT)))
@@ -410,14 +457,32 @@ int BPF_PROG(ll_recv, struct sock *sk, int ret, int flags)
 	/* Out of the map: what recvmsg read, for ll_read_by_recv(). */
 	if ((st->flags & LL_SK_LEFT) && ret > 0 && !(flags & LL_MSG_PEEK))
 		__sync_fetch_and_add(&st->recv_sum, ret);
-	kind = ll_read_kind(flags);
+	kind = ll_read_kind(flags, ret, false);
+	if (kind == LL_READ_UNDECIDED) {
+		if (st->flags & LL_SK_READER_SEEN)
+			return 0;
+		__sync_fetch_and_or(&st->flags, LL_SK_READER_NB);
+		ref = bpf_map_lookup_elem(&peers, &st->key);
+		if (ref && ref->cookie == st->cookie)
+			__sync_fetch_and_or(&ref->reader, LL_READER_NB);
+		return 0;
+	}
 	if (kind == LL_READ_SAFE) {
 		if (st->flags & (LL_SK_READER_SAFE | LL_SK_READER_UNSAFE))
 			return 0;
+		/* Deciding, once per socket: is its process a splicer? */
+		proc_key(bpf_get_current_task_btf(), &pk);
+		kind = ll_read_kind(flags, ret, bpf_map_lookup_elem(&splicers, &pk) != NULL);
+	}
+	if (kind == LL_READ_SAFE) {
 		__sync_fetch_and_or(&st->flags, LL_SK_READER_SAFE);
 		ref = bpf_map_lookup_elem(&peers, &st->key);
 		if (ref && ref->cookie == st->cookie)
 			__sync_fetch_and_or(&ref->reader, LL_READER_SAFE);
+		return 0;
+	}
+	if (kind == LL_READ_SPLICER) {
+		reader_unsafe(st, LL_WHY_SPLICE, LL_CNT_LEAVE_SPLICE);
 		return 0;
 	}
 	/* The answer tcp_bpf_recvmsg() gives a blocking reader woken without
@@ -425,19 +490,75 @@ int BPF_PROG(ll_recv, struct sock *sk, int ret, int flags)
 	 * counted too: the tracepoint cannot tell them apart). */
 	if (ret == -LL_EAGAIN && (st->flags & LL_SK_IN_MAP))
 		count(LL_CNT_APP_VISIBLE_ERRORS, 1);
-	if (st->flags & LL_SK_READER_UNSAFE)
+	reader_unsafe(st, LL_WHY_BLOCKING,
+		      kind == LL_READ_WAITALL ? LL_CNT_LEAVE_WAITALL : LL_CNT_LEAVE_BLOCKING);
+	return 0;
+}
+
+/* The system call the current task is in (its number; user registers). */
+static __always_inline long syscall_nr(struct task_struct *task)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+
+#if defined(__TARGET_ARCH_x86)
+	return regs->orig_ax;
+#elif defined(__TARGET_ARCH_arm64)
+	return regs->syscallno;
+#else
+	return -1;
+#endif
+}
+
+/*
+ * Splicers. tcp_rcv_space_adjust() runs in tcp_recvmsg() and in
+ * tcp_read_sock(), which every splice() (or sendfile()) from a TCP socket
+ * calls, even one that finds nothing to read (measured here). A splice
+ * never sees redirected bytes (tcp_splice_read() reads the TCP receive
+ * queue only), and a program that splices once splices again on its other
+ * connections, after recv()ing their first bytes (HAProxy's
+ * splice-request); so its process goes into splicers, and ll_recv never
+ * takes its readers for safe. The socket it spliced leaves for good. A
+ * splice that finds redirected bytes queued cannot read them: counted as
+ * an error the program sees, and that reader is stranded
+ * (LL_READER_STRANDED): its pair stays, nothing takes TCP into it (the
+ * splice would read those later bytes first). Global, like ll_recv: every recvmsg with data of the host comes
+ * here, so the system call is tested first, and for those nothing else.
+ */
+SEC("tp_btf/tcp_rcv_space_adjust")
+int BPF_PROG(ll_splice, struct sock *sk)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct ll_sock_ref *ref;
+	struct ll_proc_key pk;
+	struct ll_sk_state *st;
+	struct sk_psock *psock;
+	__u64 now, ud;
+
+	if (!ll_splice_syscall(syscall_nr(task)))
 		return 0;
-	__sync_fetch_and_or(&st->flags, LL_SK_READER_UNSAFE);
-	if (!(st->flags & LL_SK_IN_MAP)) {
-		/* Out of the map already: it never comes back. */
-		mark_left(st, false);
-		ref = bpf_map_lookup_elem(&peers, &st->key);
-		if (ref && ref->cookie == st->cookie)
-			__sync_fetch_and_or(&ref->reader, LL_READER_UNSAFE);
+	proc_key(task, &pk);
+	now = bpf_ktime_get_ns();
+	bpf_map_update_elem(&splicers, &pk, &now, BPF_NOEXIST);
+	st = bpf_sk_storage_get(&sk_state, sk, NULL, 0);
+	if (!st || !(st->flags & (LL_SK_IN_MAP | LL_SK_LEFT)) || (st->flags & LL_SK_READER_UNSAFE))
 		return 0;
+	ud = (__u64)sk->sk_user_data & LL_SK_USER_DATA_PTRMASK;
+	if ((st->flags & LL_SK_IN_MAP) && ud) {
+		psock = bpf_rdonly_cast((void *)ud, bpf_core_type_id_kernel(struct sk_psock));
+		if (psock->msg_tot_len) {
+			/* Stranded: the pair stays, and its sender keeps
+			 * redirecting (ll_stranded_redirect()). */
+			count(LL_CNT_SPLICE_MISSED, 1);
+			count(LL_CNT_APP_VISIBLE_ERRORS, 1);
+			__sync_fetch_and_or(&st->flags, LL_SK_READER_UNSAFE);
+			ref = bpf_map_lookup_elem(&peers, &st->key);
+			if (ref && ref->cookie == st->cookie)
+				__sync_fetch_and_or(&ref->reader,
+						    LL_READER_UNSAFE | LL_READER_STRANDED);
+			return 0;
+		}
 	}
-	count(kind == LL_READ_WAITALL ? LL_CNT_LEAVE_WAITALL : LL_CNT_LEAVE_BLOCKING, 1);
-	leave_pair(st, LL_WHY_BLOCKING);
+	reader_unsafe(st, LL_WHY_SPLICE, LL_CNT_LEAVE_SPLICE);
 	return 0;
 }
 

@@ -78,6 +78,9 @@ enum ll_counter {
 	LL_CNT_NEVER_SPLICE, /* kept out: read without recvmsg (splice) while out */
 	LL_CNT_PAIRS_CROSS_NETNS, /* pairs of ends in two network namespaces */
 	LL_CNT_SKIPPED_NOT_OWNER, /* cross_netns: an address its namespace does not own */
+	LL_CNT_LEAVE_SPLICE, /* a reader in the map spliced, or its process did: never back */
+	LL_CNT_SPLICE_MISSED, /* a splice() found redirected bytes it cannot read */
+	LL_CNT_STRANDED_REFUSED, /* sends refused (EACCES) into such a reader's full queue */
 	LL_CNT_MAX,
 };
 
@@ -152,7 +155,14 @@ enum ll_sk_flags {
 	/* A provisional LL_SK_CROSS client end sent its first segment (the
 	 * handshake's final ACK): its next one decides. */
 	LL_SK_FIRST_SENT = 1 << 11,
+	/* Its reader was seen reading non-blocking, without taking a byte yet
+	 * (EAGAIN, a peek): not blocking, but not LL_SK_READER_SAFE either. */
+	LL_SK_READER_NB = 1 << 12,
 };
+
+/* Its reader was seen reading, one way or the other: a socket whose reader
+ * was not may belong to a blocking program (its file says). */
+#define LL_SK_READER_SEEN (LL_SK_READER_SAFE | LL_SK_READER_UNSAFE | LL_SK_READER_NB)
 
 /*
  * What a socket's reader has shown (ll_sock_ref.reader), for its peer's
@@ -172,6 +182,16 @@ enum ll_reader {
 	/* Its re-entry was undone: its peer could not follow in the same
 	 * pass. Not a cycle of its own (ll_reenter_wait()). */
 	LL_READER_UNDONE = 1 << 3,
+	/* Seen reading non-blocking without taking a byte (EAGAIN, a peek):
+	 * it may be in the map (it never waits in tcp_bpf_recvmsg()), but
+	 * nothing is redirected into it until LL_READER_SAFE (it may splice). */
+	LL_READER_NB = 1 << 4,
+	/* Its program spliced while redirected bytes were queued (with
+	 * LL_READER_UNSAFE): only recvmsg can read them, so nothing may take
+	 * TCP into it, or TCP bytes would be spliced ahead of them. Its sender
+	 * goes on redirecting, up to the queue limit, then is refused
+	 * (ll_stranded_redirect()). The pair stays in the map. */
+	LL_READER_STRANDED = 1 << 5,
 };
 
 struct ll_sk_state {
@@ -217,7 +237,15 @@ enum ll_leave_why {
 	LL_WHY_SMALL, /* small writes outran the reader */
 	LL_WHY_RCVLOWAT, /* the reader set SO_RCVLOWAT */
 	LL_WHY_BLOCKING, /* a reader read blocking: never back */
+	LL_WHY_SPLICE, /* a reader spliced, or its process did: never back */
 };
+
+/* A leave for a reader that tcp_bpf cannot serve like TCP: the pair never
+ * comes back. */
+static inline bool ll_why_final(__u32 why)
+{
+	return why == LL_WHY_BLOCKING || why == LL_WHY_SPLICE;
+}
 
 /* What ll_iter reports for each socket in a sockmap (key and flags from its
  * ll_sk_state; user space sets the key from the map for an older version's). */
@@ -466,21 +494,51 @@ static inline enum ll_admit ll_admit_cross(bool active, int nonblock, bool local
 #define LL_MSG_WAITALL 0x100
 #define LL_O_NONBLOCK 04000
 
-/* What one recvmsg (its flags, as tp_btf/sock_recv_length sees them) says
- * about its reader. tcp_bpf_recvmsg() serves a non-blocking reader exactly
- * like tcp_recvmsg(); a blocking one it may answer EAGAIN after one wake-up
- * without data, and MSG_WAITALL it ignores for redirected bytes. */
+/* What one recvmsg (its flags and result, as tp_btf/sock_recv_length sees
+ * them) says about its reader. tcp_bpf_recvmsg() serves a non-blocking
+ * reader exactly like tcp_recvmsg(); a blocking one it may answer EAGAIN
+ * after one wake-up without data, and MSG_WAITALL it ignores for redirected
+ * bytes. */
 enum ll_read_kind {
 	LL_READ_SAFE,
 	LL_READ_BLOCKING,
 	LL_READ_WAITALL,
+	LL_READ_SPLICER, /* non-blocking, but its process splices (ll_splice) */
+	LL_READ_UNDECIDED, /* non-blocking, and it took no byte: says nothing yet */
 };
 
-static inline enum ll_read_kind ll_read_kind(__u32 flags)
+/*
+ * Safe is a reader seen taking bytes with a non-blocking recvmsg (@ret > 0,
+ * not a peek). One that only polled (EAGAIN) or peeked may take its bytes
+ * some other way: HAProxy with splice-request recv()s once after accept(),
+ * gets EAGAIN, then only splices (the first 64 KiB redirected to it were
+ * never read: the server got the stream from offset 65536 on); an L4 proxy
+ * peeks at a header, then splices. @splicer: its process was seen splicing
+ * from a TCP socket (ll_splice): it recv()s some bytes and splices others,
+ * and a splice never sees redirected bytes.
+ */
+static inline enum ll_read_kind ll_read_kind(__u32 flags, int ret, bool splicer)
 {
-	if (flags & LL_MSG_DONTWAIT)
-		return LL_READ_SAFE; /* MSG_WAITALL cannot wait without waiting */
-	return flags & LL_MSG_WAITALL ? LL_READ_WAITALL : LL_READ_BLOCKING;
+	if (!(flags & LL_MSG_DONTWAIT)) /* MSG_WAITALL cannot wait without waiting */
+		return flags & LL_MSG_WAITALL ? LL_READ_WAITALL : LL_READ_BLOCKING;
+	if (splicer)
+		return LL_READ_SPLICER;
+	return ret > 0 && !(flags & LL_MSG_PEEK) ? LL_READ_SAFE : LL_READ_UNDECIDED;
+}
+
+/* System calls that read a TCP socket with tcp_read_sock() on the calling
+ * task: splice() and sendfile() from a socket (numbers of the
+ * architectures loopless builds for). io_uring's splice runs under
+ * io_uring_enter or a worker; it is caught only by ll_read_by_recv(). */
+static inline bool ll_splice_syscall(long nr)
+{
+#if defined(__TARGET_ARCH_x86) || defined(__x86_64__)
+	return nr == 275 /* splice */ || nr == 40 /* sendfile */;
+#elif defined(__TARGET_ARCH_arm64) || defined(__aarch64__)
+	return nr == 76 /* splice */ || nr == 71 /* sendfile */;
+#else
+	return false;
+#endif
 }
 
 /* A sender redirects into its peer only while the peer's record says its
@@ -489,6 +547,33 @@ static inline enum ll_read_kind ll_read_kind(__u32 flags)
 static inline bool ll_reader_redirectable(__u32 reader)
 {
 	return (reader & (LL_READER_SAFE | LL_READER_UNSAFE | LL_READER_LEAVING)) == LL_READER_SAFE;
+}
+
+/*
+ * A send into a reader whose program spliced with redirected bytes queued
+ * (LL_READER_STRANDED): redirected while its queue (@queued bytes unread)
+ * is within @limit, refused beyond (the sender gets EACCES). Taking TCP
+ * would put later bytes where splice() reads them first (measured: the
+ * reader got offset 1 MiB's bytes at 1 MiB - its backlog). Redirected, they
+ * stay in order: a program that goes back to recvmsg reads them all, one
+ * that only splices waits (as for bytes that never come), and the queue is
+ * bounded.
+ */
+static inline bool ll_stranded_redirect(__u32 queued, __u32 limit)
+{
+	return queued <= limit;
+}
+
+/* A reader seen reading non-blocking without taking a byte yet (EAGAIN, a
+ * peek), in a pair not leaving: bytes sent to it take TCP in the map, and
+ * how it takes them decides (recvmsg: LL_READER_SAFE, ll_recv; splice():
+ * the pair leaves, ll_splice). A reader seen reading only this way reads
+ * until EAGAIN, so FIONREAD, which misses TCP bytes in the map, is not
+ * what tells it it drained its socket. */
+static inline bool ll_reader_probing(__u32 reader)
+{
+	return (reader & (LL_READER_SAFE | LL_READER_UNSAFE | LL_READER_LEAVING | LL_READER_NB)) ==
+	       LL_READER_NB;
 }
 
 /* After LL_READER_LEAVING, how long a redirect that decided before it can
@@ -676,10 +761,10 @@ ll_reenter_verdict(__u32 own_reader, __u32 peer_reader, __u32 why, bool rx_drain
 		   bool streaming, bool writer_idle, bool duplex, bool active, bool paused,
 		   bool lowat, __u64 since_ns, __u64 min_ns, __u32 cycles)
 {
-	if ((own_reader | peer_reader) & LL_READER_UNSAFE || why == LL_WHY_BLOCKING)
+	if ((own_reader | peer_reader) & LL_READER_UNSAFE || ll_why_final(why))
 		return LL_REENTER_NEVER;
-	if (!(own_reader & LL_READER_SAFE) || !(peer_reader & LL_READER_SAFE) || lowat ||
-	    !rx_drained)
+	if (!(own_reader & (LL_READER_SAFE | LL_READER_NB)) ||
+	    !(peer_reader & (LL_READER_SAFE | LL_READER_NB)) || lowat || !rx_drained)
 		return LL_REENTER_LATER;
 	/* A stream's reader: after its writer, with the connection quiet. */
 	if (streaming && !(quiet && (writer_idle || (duplex && active))))

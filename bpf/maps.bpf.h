@@ -159,6 +159,22 @@ struct {
 	__type(value, __u64);
 } addr_owners SEC(".maps");
 
+/* Processes seen splicing from a TCP socket (ll_splice), by thread-group
+ * id and start time (a pid used again is another process). LRU: processes
+ * exit without telling; an evicted one is learnt again at its next splice. */
+struct ll_proc_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 start_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct ll_proc_key);
+	__type(value, __u64); /* when it was first seen splicing */
+} splicers SEC(".maps");
+
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
 /* The netns cookie of the socket at @addr with @cookie, read without a

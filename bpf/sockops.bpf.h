@@ -302,9 +302,9 @@ static __always_inline int sockops_segment(struct bpf_sock_ops *ops, bool incomi
 					    (__u64)tp->inet_conn.icsk_inet.sk.sk_user_data &
 						    LL_SK_USER_DATA_PTRMASK,
 					    tp);
-	} else if (!(st->flags & (LL_SK_READER_SAFE | LL_SK_READER_UNSAFE)) && !incoming) {
+	} else if (!(st->flags & LL_SK_READER_SEEN) && !incoming) {
 		done = false; /* undecided: decided at a segment received */
-	} else if (!(st->flags & (LL_SK_READER_SAFE | LL_SK_READER_UNSAFE))) {
+	} else if (!(st->flags & LL_SK_READER_SEEN)) {
 		/* Not seen reading yet. An accepted socket has a file once
 		 * accept()ed: a blocking one (a threaded server behind a
 		 * non-blocking listener) leaves now, before its first

@@ -313,7 +313,9 @@ static const char *rec_reader(const struct ll_conn_rec *r)
 		return "leaving";
 	if (r->reader & LL_READER_UNSAFE)
 		return "blocking";
-	return r->reader & LL_READER_SAFE ? "safe" : "not_seen";
+	if (r->reader & LL_READER_SAFE)
+		return "safe";
+	return r->reader & LL_READER_NB ? "looked" : "not_seen";
 }
 
 /* "llsidecar[812]", or "-" when no process holds the socket's file. */

@@ -240,7 +240,7 @@ static int pin_prog(struct bpf_program *prog, const char *pin_dir, const char *n
 
 /* An iterator of @prog over the sockhash @map_fd: its fd to read(), and in
  * *link what to destroy afterwards; -errno on failure. */
-static int attach_recv(struct loopless_bpf *skel, const char *pin_dir);
+static int attach_global(struct bpf_program *prog, const char *pin_dir, const char *name);
 static int leave_event(void *ctx, void *data, size_t size);
 
 int datapath_load(struct datapath *dp, const char *pin_dir, uint32_t max_sockets)
@@ -307,9 +307,12 @@ int datapath_load(struct datapath *dp, const char *pin_dir, uint32_t max_sockets
 		log_error("cannot attach sk_msg program to the sockhash: %s", strerror(-err));
 		goto fail;
 	}
-	err = attach_recv(skel, pin_dir);
+	err = attach_global(skel->progs.ll_recv, pin_dir, PIN_RECV_LINK);
+	if (!err)
+		err = attach_global(skel->progs.ll_splice, pin_dir, PIN_SPLICE_LINK);
 	if (err) {
-		log_error("cannot attach the recvmsg tracepoint program: %s", strerror(-err));
+		log_error("cannot attach the tracepoint programs (recvmsg, splice): %s",
+			  strerror(-err));
 		goto fail;
 	}
 	dp->leaves = ring_buffer__new(bpf_map__fd(skel->maps.leave_events), leave_event, dp, NULL);
@@ -326,22 +329,24 @@ fail:
 }
 
 /*
- * ll_recv, host-wide, as a pinned link: it keeps judging readers while no
- * looplessd runs. A newer daemon's program replaces the pinned one: tracing
- * links cannot swap programs (bpf_link_update), so the new link is pinned
- * beside it and renamed over it, which drops the old link's last reference
- * (both run for that moment; they only set flags).
+ * A tracepoint program (ll_recv, ll_splice), host-wide, as a link pinned as
+ * @name: it keeps judging readers while no looplessd runs. A newer daemon's
+ * program replaces the pinned one: tracing links cannot swap programs
+ * (bpf_link_update), so the new link is pinned beside it and renamed over
+ * it, which drops the old link's last reference (both run for that moment;
+ * they only set flags).
  */
-static int attach_recv(struct loopless_bpf *skel, const char *pin_dir)
+static int attach_global(struct bpf_program *prog, const char *pin_dir, const char *name)
 {
-	char path[4096], tmp[4096];
+	char path[4096], tmp[4096], tmp_name[64];
 	struct bpf_link *link;
 	int err;
 
-	if (pins_path(path, sizeof(path), pin_dir, PIN_RECV_LINK) ||
-	    pins_path(tmp, sizeof(tmp), pin_dir, PIN_RECV_LINK "_new" /* bpffs refuses dots */))
+	snprintf(tmp_name, sizeof(tmp_name), "%s_new" /* bpffs refuses dots */, name);
+	if (pins_path(path, sizeof(path), pin_dir, name) ||
+	    pins_path(tmp, sizeof(tmp), pin_dir, tmp_name))
 		return -ENAMETOOLONG;
-	link = bpf_program__attach(skel->progs.ll_recv);
+	link = bpf_program__attach(prog);
 	if (!link)
 		return -errno;
 	if (unlink(tmp) && errno != ENOENT) {

@@ -214,6 +214,7 @@ int datapath_conns(const char *pin_dir, struct ll_conn_rec **out, size_t *n)
 	bpf_program__set_autoload(skel->progs.ll_sk_msg, false);
 	bpf_program__set_autoload(skel->progs.ll_setsockopt, false);
 	bpf_program__set_autoload(skel->progs.ll_recv, false);
+	bpf_program__set_autoload(skel->progs.ll_splice, false);
 	bpf_program__set_autoload(skel->progs.ll_reap, false);
 	bpf_program__set_autoload(skel->progs.ll_reenter, false);
 	/* The iterator reads the pinned maps; a map a pin set lacks (older
@@ -308,8 +309,10 @@ int datapath_uninstall(const char *pin_dir, unsigned int timeout_ms, bool force,
 		err = pins_for_each_link_named(pin_dir, PIN_SOCKOPT_LINK_PREFIX, detach_link, NULL);
 	if (err)
 		goto out;
-	/* The recvmsg tracepoint: host-wide, nothing left to judge. */
+	/* The tracepoints: host-wide, nothing left to judge. */
 	err = pins_unlink(pin_dir, PIN_RECV_LINK);
+	if (!err)
+		err = pins_unlink(pin_dir, PIN_SPLICE_LINK);
 	if (err)
 		goto out;
 	/* 3. Wait for the readers to take what was redirected to them: taking

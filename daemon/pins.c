@@ -27,6 +27,7 @@ const char *const pin_map_names[PIN_NR_MAPS] = {
 	[PIN_LEAVE_EVENTS] = "leave_events",
 	[PIN_NETNS_WORK] = "netns_work",
 	[PIN_ADDR_OWNERS] = "addr_owners",
+	[PIN_SPLICERS] = "splicers",
 	[PIN_LEGACY_SOCK_HASH] = "legacy_sock_hash",
 	[PIN_LOCAL_ADDRS] = "local_addrs",
 };

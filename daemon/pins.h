@@ -4,13 +4,14 @@
  * it, and how the CLI finds it again.
  *
  *   <dir>/sock_hash counters ll_config ports sk_state peers listeners
- *         leave_events                                                   maps
+ *         leave_events netns_work addr_owners splicers                   maps
  *   <dir>/legacy_sock_hash     an older looplessd's sockhash (4-tuple keys),
  *                              kept while sockets it redirects are open
  *   <dir>/ll_sockops ll_sk_msg                                      programs
  *   <dir>/link_cg_<cgroup id>                          cgroup links: ll_sockops
  *   <dir>/link_sockopt_cg_<cgroup id>                               ll_setsockopt
  *   <dir>/link_recv                              ll_recv (tp_btf, host-wide)
+ *   <dir>/link_splice                          ll_splice (tp_btf, host-wide)
  */
 #ifndef LOOPLESS_PINS_H
 #define LOOPLESS_PINS_H
@@ -22,6 +23,8 @@
 #define PIN_SOCKOPT_LINK_PREFIX "link_sockopt_cg_"
 /* The tp_btf/sock_recv_length link (ll_recv): it is global, not per cgroup. */
 #define PIN_RECV_LINK "link_recv"
+/* The tp_btf/tcp_rcv_space_adjust link (ll_splice), global too. */
+#define PIN_SPLICE_LINK "link_splice"
 
 enum pin_map {
 	PIN_SOCK_HASH,
@@ -34,6 +37,7 @@ enum pin_map {
 	PIN_LEAVE_EVENTS,
 	PIN_NETNS_WORK,
 	PIN_ADDR_OWNERS,
+	PIN_SPLICERS,
 	/* Not maps of this version's programs: */
 	PIN_LEGACY_SOCK_HASH, /* see above; optional */
 	PIN_LOCAL_ADDRS, /* pinned by versions that used local_addrs; removed */

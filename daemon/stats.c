@@ -100,13 +100,17 @@ const struct stat_def stat_defs[STAT_NR] = {
 				    "reason=\"blocking_reader\"", STAT_COUNTER,
 				    "Pairs that started leaving the sockhash: reason=blocking_reader, "
 				    "a reader was seen reading blocking; reason=waitall, with "
-				    "MSG_WAITALL (these two never come back); the others took TCP and "
+				    "MSG_WAITALL; reason=splice, a reader spliced, or its process "
+				    "was seen splicing (these three never come back); the others "
+				    "took TCP and "
 				    "may be put back: reason=reader_unknown, bytes came before the "
 				    "reader was seen reading; reason=lag, its queue was over the "
 				    "limit; reason=small_writes, small writes outran the reader; "
 				    "reason=rcvlowat, the reader set SO_RCVLOWAT." },
 	[LL_CNT_LEAVE_WAITALL] = { "leaves_waitall", "loopless_leaves_total", "reason=\"waitall\"",
 				   STAT_COUNTER, NULL },
+	[LL_CNT_LEAVE_SPLICE] = { "leaves_splice", "loopless_leaves_total", "reason=\"splice\"",
+				  STAT_COUNTER, NULL },
 	[LL_CNT_LEAVE_UNKNOWN] = { "leaves_reader_unknown", "loopless_leaves_total",
 				   "reason=\"reader_unknown\"", STAT_COUNTER, NULL },
 	[LL_CNT_LEAVE_LAG] = { "leaves_lag", "loopless_leaves_total", "reason=\"lag\"",
@@ -131,7 +135,18 @@ const struct stat_def stat_defs[STAT_NR] = {
 					NULL, STAT_COUNTER,
 					"EAGAIN returned to a blocking recvmsg on a socket in the "
 					"sockhash (plain TCP would have waited on; SO_RCVTIMEO "
-					"timeouts count too). Should stay 0." },
+					"timeouts count too), and splices that missed redirected "
+					"bytes. Should stay 0." },
+	[LL_CNT_SPLICE_MISSED] = { "splice_missed", "loopless_splice_missed_total", NULL,
+				   STAT_COUNTER,
+				   "Sockets whose program spliced from them while redirected bytes "
+				   "were queued, which splice() cannot read (counted in "
+				   "loopless_app_visible_errors_total too). Should stay 0." },
+	[LL_CNT_STRANDED_REFUSED] = { "stranded_refused", "loopless_stranded_refused_total", NULL,
+				      STAT_COUNTER,
+				      "Sends refused (EACCES) into a reader counted in "
+				      "loopless_splice_missed_total once its queue was over "
+				      "queue_limit: taking TCP would have reordered its bytes." },
 	[STAT_SOCKETS] = { "sockets", "loopless_active_sockets", NULL, STAT_GAUGE,
 			   "Sockets in the sockhash now (two per accelerated connection)." },
 	[STAT_MAX_SOCKETS] = { "max_sockets", "loopless_map_capacity", NULL, STAT_GAUGE,

@@ -263,7 +263,9 @@ t_metrics() {
 	pair_checked "$NS" "$CG" $KEEPUP --connect 127.0.0.1 --bytes 16M >/dev/null
 	text=$(http "http://$at/metrics")
 	"$PROMTOOL" check metrics <<<"$text" || die "promtool after traffic"
-	[ $(($(sample "$text" loopless_redirected_bytes_total) - r0)) -ge $((48 << 20)) ] ||
+	# 48 MiB went through; each connection's first write takes TCP
+	# (its reader had only polled: it might splice).
+	[ $(($(sample "$text" loopless_redirected_bytes_total) - r0)) -ge $((48 * 95 / 100 << 20)) ] ||
 		die "redirected_bytes_total did not move with the traffic"
 	# Same reader as `loopless stats`: with no traffic in between, equal.
 	stats=$(stat_json)

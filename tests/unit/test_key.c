@@ -15,8 +15,10 @@
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <cmocka.h>
 
 #include "loopless.h"
@@ -279,14 +281,81 @@ static void test_read_kind(void **state)
 	(void)state;
 	assert_int_equal(LL_MSG_DONTWAIT, MSG_DONTWAIT);
 	assert_int_equal(LL_MSG_WAITALL, MSG_WAITALL);
+	assert_int_equal(LL_MSG_PEEK, MSG_PEEK);
 	assert_int_equal(LL_O_NONBLOCK, O_NONBLOCK);
-	assert_int_equal(ll_read_kind(MSG_DONTWAIT), LL_READ_SAFE);
-	assert_int_equal(ll_read_kind(MSG_DONTWAIT | MSG_PEEK), LL_READ_SAFE);
-	assert_int_equal(ll_read_kind(MSG_DONTWAIT | MSG_WAITALL), LL_READ_SAFE);
-	assert_int_equal(ll_read_kind(0), LL_READ_BLOCKING);
-	assert_int_equal(ll_read_kind(MSG_PEEK), LL_READ_BLOCKING);
-	assert_int_equal(ll_read_kind(MSG_WAITALL), LL_READ_WAITALL);
-	assert_int_equal(ll_read_kind(MSG_WAITALL | MSG_NOSIGNAL), LL_READ_WAITALL);
+	assert_int_equal(ll_read_kind(MSG_DONTWAIT, 1, false), LL_READ_SAFE);
+	assert_int_equal(ll_read_kind(MSG_DONTWAIT | MSG_WAITALL, 100, false), LL_READ_SAFE);
+	assert_int_equal(ll_read_kind(MSG_DONTWAIT | MSG_NOSIGNAL, 65536, false), LL_READ_SAFE);
+	/* Non-blocking, but no byte taken: not yet. */
+	assert_int_equal(ll_read_kind(MSG_DONTWAIT, -EAGAIN, false), LL_READ_UNDECIDED);
+	assert_int_equal(ll_read_kind(MSG_DONTWAIT, 0, false), LL_READ_UNDECIDED); /* EOF */
+	assert_int_equal(ll_read_kind(MSG_DONTWAIT, -ECONNRESET, false), LL_READ_UNDECIDED);
+	assert_int_equal(ll_read_kind(MSG_DONTWAIT | MSG_PEEK, 100, false), LL_READ_UNDECIDED);
+	/* Blocking, whatever it returned. */
+	assert_int_equal(ll_read_kind(0, 100, false), LL_READ_BLOCKING);
+	assert_int_equal(ll_read_kind(0, -EAGAIN, false), LL_READ_BLOCKING);
+	assert_int_equal(ll_read_kind(MSG_PEEK, 100, false), LL_READ_BLOCKING);
+	assert_int_equal(ll_read_kind(MSG_WAITALL, 100, false), LL_READ_WAITALL);
+	assert_int_equal(ll_read_kind(MSG_WAITALL | MSG_NOSIGNAL, 0, false), LL_READ_WAITALL);
+	/* A splicing process: its non-blocking reads are not enough. */
+	assert_int_equal(ll_read_kind(MSG_DONTWAIT, 100, true), LL_READ_SPLICER);
+	assert_int_equal(ll_read_kind(MSG_DONTWAIT, -EAGAIN, true), LL_READ_SPLICER);
+	assert_int_equal(ll_read_kind(MSG_DONTWAIT | MSG_PEEK, 100, true), LL_READ_SPLICER);
+	/* Blocking first: the stricter reason (it would get EAGAIN). */
+	assert_int_equal(ll_read_kind(0, 100, true), LL_READ_BLOCKING);
+	assert_int_equal(ll_read_kind(MSG_WAITALL, 100, true), LL_READ_WAITALL);
+}
+
+/* A stranded reader's sender: redirected up to the limit, refused beyond. */
+static void test_stranded_redirect(void **state)
+{
+	(void)state;
+	assert_true(ll_stranded_redirect(0, 1 << 20));
+	assert_true(ll_stranded_redirect(1 << 20, 1 << 20));
+	assert_false(ll_stranded_redirect((1 << 20) + 1, 1 << 20));
+	assert_false(ll_stranded_redirect(UINT32_MAX, 1 << 20));
+}
+
+/* Sent over TCP in the map: a reader seen only polling or peeking. */
+static void test_reader_probing(void **state)
+{
+	(void)state;
+	assert_true(ll_reader_probing(LL_READER_NB));
+	assert_false(ll_reader_probing(0)); /* never seen: may block, leaves */
+	assert_false(ll_reader_probing(LL_READER_NB | LL_READER_SAFE)); /* redirected */
+	assert_false(ll_reader_probing(LL_READER_NB | LL_READER_UNSAFE));
+	assert_false(ll_reader_probing(LL_READER_NB | LL_READER_LEAVING));
+	assert_false(ll_reader_probing(LL_READER_SAFE));
+	assert_false(ll_reader_redirectable(LL_READER_NB)); /* nothing redirected to it */
+	assert_true(ll_reader_redirectable(LL_READER_NB | LL_READER_SAFE));
+}
+
+/* The system calls that read a socket with tcp_read_sock(), by this
+ * machine's numbers. */
+static void test_splice_syscall(void **state)
+{
+	(void)state;
+	assert_true(ll_splice_syscall(SYS_splice));
+	assert_true(ll_splice_syscall(SYS_sendfile));
+	assert_false(ll_splice_syscall(SYS_read));
+	assert_false(ll_splice_syscall(SYS_recvfrom));
+	assert_false(ll_splice_syscall(SYS_recvmsg));
+	assert_false(ll_splice_syscall(SYS_readv));
+	assert_false(ll_splice_syscall(SYS_io_uring_enter));
+	assert_false(ll_splice_syscall(-1));
+}
+
+/* A reader that blocked or spliced never comes back; the others may. */
+static void test_why_final(void **state)
+{
+	(void)state;
+	assert_true(ll_why_final(LL_WHY_BLOCKING));
+	assert_true(ll_why_final(LL_WHY_SPLICE));
+	assert_false(ll_why_final(LL_WHY_NONE));
+	assert_false(ll_why_final(LL_WHY_UNKNOWN));
+	assert_false(ll_why_final(LL_WHY_LAG));
+	assert_false(ll_why_final(LL_WHY_SMALL));
+	assert_false(ll_why_final(LL_WHY_RCVLOWAT));
 }
 
 /* Redirected into only a reader seen safe, never unsafe, not leaving. */
@@ -437,6 +506,8 @@ static void test_reenter(void **state)
 		  999, 0, LL_REENTER_NEVER },
 		{ S | L, S | L, LL_WHY_BLOCKING, true, true, false, true, false, false, false,
 		  false, 999, 0, LL_REENTER_NEVER },
+		{ S | L, S | L, LL_WHY_SPLICE, true, true, false, true, false, false, false, false,
+		  999, 0, LL_REENTER_NEVER },
 		{ S | L, S | L, LL_WHY_LAG, true, false, false, true, false, false, false, false,
 		  10, 0, LL_REENTER_LATER }, /* moving */
 		{ S | L, S | L, LL_WHY_LAG, false, true, false, true, false, false, false, false,
@@ -558,6 +629,10 @@ int main(void)
 		cmocka_unit_test(test_admit_cross),
 		cmocka_unit_test(test_pairing_is_mutual),
 		cmocka_unit_test(test_read_kind),
+		cmocka_unit_test(test_splice_syscall),
+		cmocka_unit_test(test_reader_probing),
+		cmocka_unit_test(test_stranded_redirect),
+		cmocka_unit_test(test_why_final),
 		cmocka_unit_test(test_reader_redirectable),
 		cmocka_unit_test(test_leave_ready),
 		cmocka_unit_test(test_psock_users),
