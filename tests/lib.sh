@@ -137,6 +137,16 @@ ns_cg_prefix() {
 }
 
 stat_json() { "$LOOPLESS" --pin-dir "$PIN" stats --json; }
+# stats_grown JSON KEY...: "key +N" for each KEY, N its growth since the
+# stat_json output JSON (for logs).
+stats_grown() {
+	local before=$1 now k
+	shift
+	now=$(stat_json)
+	for k in "$@"; do
+		printf '%s +%s ' "$k" $(($(jq -r ".$k" <<<"$now") - $(jq -r ".$k // 0" <<<"$before")))
+	done
+}
 counter() { stat_json | jq -r ".$1"; }
 lo_rx() { ip netns exec "${1:-$NS}" cat /sys/class/net/lo/statistics/rx_packets; }
 

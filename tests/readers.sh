@@ -480,7 +480,7 @@ http_via() {
 #   and reads with recv()). Asserted: each hop carries >= half the body bytes
 #   redirected.
 t_reader_go_proxy() {
-	local cfg cc cp cs pid r0 t0 red min
+	local cfg cc cp cs pid r0 s0 t0 red min
 	need_pkg go golang-go
 	need_pkg nginx nginx-light
 	need_pkg curl curl
@@ -517,11 +517,14 @@ t_reader_go_proxy() {
 		pid=$BG_PID
 		wait_port 7730
 		r0=$(counter redirected_bytes)
+		s0=$(stat_json)
 		t0=$(date +%s%N)
 		# GETs only: uploads to nginx are t_reader_nginx_upload's.
 		http_via "$cfg" "$cc" 7730 0
 		red=$(grew redirected_bytes "$r0")
-		log "  revproxy $cfg: redirected +$red, $(ms_since "$t0") ms"
+		log "  revproxy $cfg: redirected +$red, $(ms_since "$t0") ms; $(stats_grown "$s0" \
+			pairs leaves_reader_unknown leaves_lag leaves_small_writes leaves_splice \
+			reentered returns tcp_reader_unknown splice_missed)"
 		stop_bg "$pid"
 		stop_bg "$NGINX_PID"
 		wait_port_free 7730

@@ -118,19 +118,24 @@ void pair_open(struct pair *p)
 	close(lfd);
 }
 
-void take_first(struct pair *p)
+void take_first_from(int wfd, int rfd)
 {
-	struct pollfd pfd = { .fd = p->sfd, .events = POLLIN };
+	struct pollfd pfd = { .fd = rfd, .events = POLLIN };
 	uint8_t b = 0x5a;
 
 	atomic_store(&phase, "the reader taking a first byte");
 	/* It looks first, as an event loop's first read attempt does: a reader
 	 * never seen reading takes the pair out of the map at its first bytes
 	 * (it may be blocking), one that looked gets them over TCP in the map. */
-	(void)!recv(p->sfd, &b, 1, MSG_DONTWAIT);
-	write_all(p->cfd, &b, 1);
-	if (poll(&pfd, 1, WAKE_TIMEOUT_MS) != 1 || recv(p->sfd, &b, 1, MSG_DONTWAIT) != 1)
+	(void)!recv(rfd, &b, 1, MSG_DONTWAIT);
+	write_all(wfd, &b, 1);
+	if (poll(&pfd, 1, WAKE_TIMEOUT_MS) != 1 || recv(rfd, &b, 1, MSG_DONTWAIT) != 1)
 		fail("the first byte did not arrive within %d ms", WAKE_TIMEOUT_MS);
+}
+
+void take_first(struct pair *p)
+{
+	take_first_from(p->cfd, p->sfd);
 }
 
 void write_all(int fd, const uint8_t *buf, size_t len)

@@ -76,6 +76,8 @@ void pair_open(struct pair *p);
  * before a check of redirected bytes: loopless redirects into a reader only once it has
  * taken bytes with recvmsg (one that only looked may splice), so the first bytes take TCP. */
 void take_first(struct pair *p);
+/* The same for the reader @rfd of the writer @wfd (either direction). */
+void take_first_from(int wfd, int rfd);
 /* Verifies BUF as bytes [off, off + len) of stream(seed). */
 void verify(const char *who, uint64_t seed, uint64_t off, const uint8_t *buf, size_t len);
 void write_all(int fd, const uint8_t *buf, size_t len);
