@@ -140,11 +140,11 @@ stat_json() { "$LOOPLESS" --pin-dir "$PIN" stats --json; }
 # stats_grown JSON KEY...: "key +N" for each KEY, N its growth since the
 # stat_json output JSON (for logs).
 stats_grown() {
-	local before=$1 now k
+	local before=$1 now key
 	shift
 	now=$(stat_json)
-	for k in "$@"; do
-		printf '%s +%s ' "$k" $(($(jq -r ".$k" <<<"$now") - $(jq -r ".$k // 0" <<<"$before")))
+	for key in "$@"; do
+		printf '%s +%s ' "$key" $(($(jq -r ".$key" <<<"$now") - $(jq -r ".$key // 0" <<<"$before")))
 	done
 }
 counter() { stat_json | jq -r ".$1"; }
