@@ -359,10 +359,11 @@ static int attach_global(struct bpf_program *prog, const char *pin_dir, const ch
 	if (rename(tmp, path)) {
 		err = -errno;
 		unlink(tmp);
-		goto out;
 	}
-	bpf_link__disconnect(link);
 out:
+	/* Closes our fd: a pinned link stays (the pin holds it), one not
+	 * pinned goes. (bpf_link__disconnect() would leak the fd and keep the
+	 * link attached until this process exits, whatever its pin.) */
 	bpf_link__destroy(link);
 	return err;
 }
@@ -656,8 +657,8 @@ static int attach_cgroup(struct datapath *dp, const struct cgroup_target *cg,
 		bpf_link__destroy(link); /* closes the only fd: detaches */
 		return err;
 	}
-	/* Pinned: the attachment outlives this fd and this process. */
-	bpf_link__disconnect(link);
+	/* Pinned: the attachment outlives this fd (closed here) and this
+	 * process. */
 	bpf_link__destroy(link);
 	return 0;
 }
