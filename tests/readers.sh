@@ -190,6 +190,9 @@ t_reader_switchers() {
 # the same with poll() for POLLIN before each blocking recv(); the connecting
 # socket as the client, then the accepted one. No recv() error, every byte
 # checked; whether they stayed accelerated is logged (redirected +N).
+# spliced_pairs: sockets ll_splice (or ll_reenter) took for splicers so far.
+spliced_pairs() { stat_json | jq '.leaves_splice + .never_back_splice'; }
+
 # Readers that splice after a first look (16 MiB, each reading end), each
 # in a fresh process:
 # - recv() a 64-byte header, then splice() the rest. (Was the known issue
@@ -203,15 +206,19 @@ t_reader_switchers() {
 #   SNI router): a peek is not taking bytes either.
 # tcp_splice_read() never misses a redirected byte: splice_missed stays 0.
 t_reader_splice_after_header() {
-	local reader check m0 CASE
+	local reader check m0 s0 CASE
 	start_daemon
 	for check in splice-after-header splice-after-eagain splice-after-peek; do
 		for reader in server client; do
 			CASE="$check --reader $reader"
 			m0=$(counter splice_missed)
+			s0=$(spliced_pairs)
 			probe_both "$check" --bytes 16M --reader "$reader" --timeout 30
 			[ "$(grew splice_missed "$m0")" -eq 0 ] ||
 				differ "$CASE: a splice found redirected bytes queued"
+			# ll_splice saw it: the pair left, or stayed out, for good.
+			[ $(($(spliced_pairs) - s0)) -ge 1 ] ||
+				differ "$CASE: no splice seen (leaves_splice, never_back_splice)"
 		done
 	done
 	verdict
@@ -630,7 +637,7 @@ haproxy_start() {
 # ll_splice sees each splice: the pair leaves for good, and the process is
 # never taken for a safe reader again. Each case starts a fresh HAProxy.
 t_reader_haproxy() {
-	local splice cfg cg r0 t0 m0
+	local splice cfg cg r0 t0 m0 s0
 	need_pkg haproxy haproxy
 	need_pkg nginx nginx-light
 	need_pkg curl curl
@@ -646,11 +653,16 @@ t_reader_haproxy() {
 			haproxy_start "$cg" tcp "$splice" 7740 7741
 			r0=$(counter redirected_bytes)
 			m0=$(counter splice_missed)
+			s0=$(spliced_pairs)
 			t0=$(date +%s%N)
 			streams_via "$cfg" "$cg" "$cg" 7740 7741 "--bytes 64M --tolerate-eagain" \
 				"--size 1M --count 64" "--size 64 --count 5000"
 			haproxy_spliced "$cfg"
 			log "  tcp $splice $cfg: redirected +$(grew redirected_bytes "$r0"), $(ms_since "$t0") ms, $PIPES"
+			# With splice-request/-response HAProxy splices every
+			# connection: ll_splice must have seen it.
+			[ "$splice/$cfg" != both/loopless ] || [ $(($(spliced_pairs) - s0)) -ge 1 ] ||
+				differ "tcp both: no splice seen (leaves_splice, never_back_splice)"
 			[ "$(grew splice_missed "$m0")" -eq 0 ] ||
 				differ "tcp $splice: a splice found $(grew splice_missed "$m0") socket(s) with redirected bytes queued"
 			stop_bg "$HAPROXY_PID"
